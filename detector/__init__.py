@@ -1,0 +1,1 @@
+"""Machine-generated-text detector: small-LM token statistics + stylometry -> calibrated classifier."""

@@ -1,0 +1,78 @@
+"""The detector a user calls: texts in, one `Result` each (p(machine), verdict, reason, tokens).
+
+    from detector import Detector
+    detector = Detector()                    # the shipped default model
+    [r.verdict for r in detector.score(["some text", ...])]
+    detector.inference(texts)                # RAID's contract: list of floats, higher = machine
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from detector.features import Analysis
+from detector.model import DetectorModel
+from detector.verdict import decide
+
+
+@dataclass
+class Result:
+    p_machine: float | None
+    verdict: str
+    reason: str
+    n_tokens: int
+    altered: dict[str, int] = field(default_factory=dict)  # what normalisation had to undo
+    explanation: dict | None = None  # per-sentence scores and top features, with explain=True
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        if out["explanation"] is None:
+            del out["explanation"]
+        return out
+
+
+class Detector:
+    """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
+
+    def __init__(self, model: DetectorModel | None = None):
+        self.model = model if model is not None else DetectorModel.load()
+
+    @classmethod
+    def load(cls, location: str | None = None) -> Detector:
+        """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
+        if location is None:
+            return cls()
+        from detector.model_uri import load_model
+
+        return cls(load_model(location))
+
+    def analyse(self, texts: Sequence[str]) -> list[Analysis]:
+        return self.model.extractor.analyse(texts)
+
+    def score(self, texts: Sequence[str], explain: bool = False) -> list[Result]:
+        analyses = self.analyse(texts)
+        return self.results(analyses, explain=explain)
+
+    def results(self, analyses: Sequence[Analysis], explain: bool = False) -> list[Result]:
+        table = self.model.extractor.features_table(analyses)
+        p = self.model.p_machine_from_features(table)
+        out = []
+        for analysis, p_machine in zip(analyses, p, strict=True):
+            p_value = None if np.isnan(p_machine) else float(p_machine)
+            verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds)
+            if analysis.normalized.altered:
+                reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
+            result = Result(p_value, verdict, reason, len(analysis.stats), analysis.normalized.alterations)
+            if explain:
+                from detector.explain import explain as explain_analysis
+
+                result.explanation = explain_analysis(self.model, analysis)
+            out.append(result)
+        return out
+
+    def inference(self, texts: Sequence[str]) -> list[float]:
+        """RAID's detector contract: one float per text, higher = more likely machine."""
+        return [r.p_machine if r.p_machine is not None else float("nan") for r in self.score(texts)]

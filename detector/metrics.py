@@ -1,0 +1,75 @@
+"""Zero-shot detection scores: pure functions of `TokenStats`, each oriented so higher = machine.
+
+These are the published baselines the trained detector builds on, and features of it:
+likelihood (Gehrmann et al. 2019; Solaiman et al. 2019), log-rank (Mitchell et al. 2023),
+LRR (Su et al. 2023, DetectLLM), entropy (Gehrmann et al. 2019), Fast-DetectGPT's analytic
+sampling discrepancy (Bao et al. 2024), the Binoculars ratio with one model (Hans et al. 2024),
+and GLTR rank buckets (Gehrmann et al. 2019).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.token_stats import TokenStats
+
+_EPS = 1e-6
+
+
+def likelihood(stats: TokenStats) -> float:
+    """Mean log p of the tokens: machine text is more probable."""
+    return float(np.mean(stats.logp)) if len(stats) else float("nan")
+
+
+def log_rank(stats: TokenStats) -> float:
+    """Negative mean log-rank: machine text sits at low ranks."""
+    return float(-np.mean(np.log(stats.rank))) if len(stats) else float("nan")
+
+
+def lrr(stats: TokenStats) -> float:
+    """Log-likelihood / log-rank ratio, |mean log p| / mean log rank (DetectLLM LRR)."""
+    if not len(stats):
+        return float("nan")
+    return float(-np.mean(stats.logp) / (np.mean(np.log(stats.rank)) + _EPS))
+
+
+def entropy(stats: TokenStats) -> float:
+    """Negative mean predictive entropy: the model is surer around machine text."""
+    return float(-np.mean(stats.entropy)) if len(stats) else float("nan")
+
+
+def fast_detectgpt(stats: TokenStats) -> float:
+    """Analytic sampling discrepancy: how far log p sits above what the model's own samples get."""
+    if not len(stats):
+        return float("nan")
+    mean_expected = -stats.entropy  # E[log p] under the model
+    return float((np.sum(stats.logp) - np.sum(mean_expected)) / np.sqrt(np.sum(stats.var_logp) + _EPS))
+
+
+def binoculars(stats: TokenStats) -> float:
+    """Negative ratio of log-perplexity to mean entropy (Binoculars with one model as both roles)."""
+    if not len(stats):
+        return float("nan")
+    return float(-np.mean(-stats.logp) / (np.mean(stats.entropy) + _EPS))
+
+
+GLTR_BUCKETS = ((1, 10), (11, 100), (101, 1000), (1001, None))
+
+
+def gltr_fractions(stats: TokenStats) -> np.ndarray:
+    """Share of tokens with rank in top-10, 11-100, 101-1000, and beyond (GLTR)."""
+    if not len(stats):
+        return np.full(len(GLTR_BUCKETS), np.nan)
+    rank = stats.rank
+    return np.array([np.mean((rank >= lo) & (rank <= (hi or np.inf))) for lo, hi in GLTR_BUCKETS])
+
+
+# The single-number zero-shot detectors, by name (the benchmark's contenders).
+ZERO_SHOT = {
+    "likelihood": likelihood,
+    "log_rank": log_rank,
+    "lrr": lrr,
+    "entropy": entropy,
+    "fast_detectgpt": fast_detectgpt,
+    "binoculars": binoculars,
+}

@@ -1,0 +1,128 @@
+"""The trained detector on disk: a scikit-learn Pipeline in skops format plus a JSON model card.
+
+The pipeline is `features -> scale -> calibrated classifier`, text in, p(machine) out. The card holds
+what a user needs to trust it: the LM and its revision, feature names and version, training data
+digests, validation metrics, and the verdict thresholds with the false-positive rates they were
+chosen for. Loading checks every type in the file against an allow-list, so it runs no code from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from detector.errors import UserError
+from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "model_card.json"
+DEFAULT_MODEL_DIR = Path(str(resources.files("detector") / "default_model"))
+
+# Types a model file may contain; anything else is refused before it is built.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+_TRUSTED_TYPES = {"detector.features.FeatureExtractor"}
+
+
+class ModelError(UserError):
+    """A model cannot be loaded or used; the message says why, in one line."""
+
+
+@dataclass
+class Thresholds:
+    """Verdict thresholds on p(machine), each chosen on held-out human texts for a stated FPR."""
+
+    machine: float  # p above this -> `machine`
+    machine_fpr: float  # the false-positive rate it was chosen for
+    borderline: float  # p above this (but not `machine`) -> `uncertain`, borderline
+    borderline_fpr: float
+    min_tokens: int = 16  # shorter texts -> `uncertain`, too short to judge
+
+    @classmethod
+    def from_human_scores(cls, human_p: np.ndarray, fpr: float = 0.01, borderline_fpr: float = 0.05,
+                          min_tokens: int = 16) -> Thresholds:
+        return cls(threshold_for_fpr(human_p, fpr), fpr, threshold_for_fpr(human_p, borderline_fpr),
+                   borderline_fpr, min_tokens)
+
+
+def threshold_for_fpr(human_scores: np.ndarray, fpr: float) -> float:
+    """Smallest t with share(human_scores > t) <= fpr: the verdict rule is `score > t`."""
+    scores = np.sort(np.asarray(human_scores, dtype=float))
+    if not len(scores):
+        raise ValueError("no human scores to set a threshold on")
+    k = int(np.floor(fpr * len(scores)))  # how many humans may lie above t
+    return float(scores[len(scores) - k - 1])
+
+
+@dataclass
+class DetectorModel:
+    pipeline: Pipeline
+    thresholds: Thresholds
+    card: dict = field(default_factory=dict)
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        return self.pipeline.named_steps["features"]
+
+    @property
+    def classifier(self) -> Pipeline:
+        """The steps after feature extraction: feature table in, probabilities out."""
+        return self.pipeline[1:]
+
+    def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:
+        """p(machine) from a feature table; rows with missing features get NaN."""
+        p = np.full(len(table), np.nan)
+        ok = table.notna().all(axis=1).to_numpy()
+        if ok.any():
+            p[ok] = self.classifier.predict_proba(table[ok])[:, 1]
+        return p
+
+    def predict_proba(self, texts) -> np.ndarray:
+        return self.pipeline.predict_proba(texts)
+
+    # ----- disk -----
+
+    def save(self, folder: str | Path) -> Path:
+        import skops.io as sio
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.pipeline, folder / MODEL_FILE)
+        card = {**self.card, "thresholds": self.thresholds.__dict__, "feature_names": FEATURE_NAMES,
+                "feature_version": FEATURE_VERSION, "lm": self.extractor.get_params()}
+        (folder / CARD_FILE).write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path = DEFAULT_MODEL_DIR) -> DetectorModel:
+        import skops.io as sio
+
+        folder = Path(folder)
+        if folder.is_file():
+            folder = folder.parent
+        model_file, card_file = folder / MODEL_FILE, folder / CARD_FILE
+        if not model_file.exists() or not card_file.exists():
+            raise ModelError(f"{folder}: not a detector model (needs {MODEL_FILE} and {CARD_FILE})")
+        card = json.loads(card_file.read_text())
+        if card.get("feature_version") != FEATURE_VERSION:
+            raise ModelError(f"{folder}: model built with feature version {card.get('feature_version')}, "
+                             f"this detector computes version {FEATURE_VERSION}: retrain it")
+        untrusted = sio.get_untrusted_types(file=model_file)
+        refused = [t for t in untrusted if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_TYPES)]
+        if refused:
+            raise ModelError(f"{model_file}: refusing to load unexpected types: {', '.join(refused)}")
+        pipeline = sio.load(model_file, trusted=untrusted)
+        return cls(pipeline, Thresholds(**card["thresholds"]), card)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

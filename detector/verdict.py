@@ -1,0 +1,53 @@
+"""From p(machine) and a text's properties to a verdict with its reason.
+
+Verdicts: `machine`, `human`, or `uncertain` when the detector should not judge (too short, mostly
+non-text, not English) or when p(machine) falls between the borderline and the machine threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detector.model import Thresholds
+from detector.text import FUNCTION_WORDS, words
+
+MACHINE, HUMAN, UNCERTAIN = "machine", "human", "uncertain"
+
+
+def text_problem(text: str) -> str | None:
+    """Why a text cannot be judged whatever its score (mostly non-text, not English), else None."""
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return "no text (whitespace only)"
+    letters = [c for c in visible if c.isalpha()]
+    if len(letters) < 0.5 * len(visible):
+        return f"mostly non-text ({len(letters) / len(visible):.0%} of visible characters are letters)"
+    latin = sum(c.isascii() for c in letters) / len(letters)
+    if latin < 0.7:
+        return "not English (mostly non-Latin script); the language model reads English"
+    tokens = [w.lower() for w in words(text)]
+    if len(tokens) >= 12:
+        rate = sum(w in FUNCTION_WORDS for w in tokens) / len(tokens)
+        if rate < 0.12:
+            return f"probably not English (only {rate:.0%} English function words); the model reads English"
+    return None
+
+
+def decide(p_machine: float, n_tokens: int, text: str, thresholds: Thresholds) -> tuple[str, str]:
+    """(verdict, reason) for one scored text."""
+    problem = text_problem(text)
+    if problem:
+        return UNCERTAIN, problem
+    if n_tokens < thresholds.min_tokens:
+        return UNCERTAIN, (f"too short to judge: {n_tokens} tokens, the detector is reliable from "
+                           f"{thresholds.min_tokens}")
+    if p_machine is None or math.isnan(p_machine):
+        return UNCERTAIN, "no score could be computed"
+    if p_machine > thresholds.machine:
+        return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.machine:.2f} "
+                         f"set for {thresholds.machine_fpr:.0%} false positives on human texts")
+    if p_machine > thresholds.borderline:
+        return UNCERTAIN, (f"borderline: p(machine) {p_machine:.2f} is above the "
+                           f"{thresholds.borderline_fpr:.0%}-FPR threshold {thresholds.borderline:.2f} but "
+                           f"not the {thresholds.machine_fpr:.0%}-FPR threshold {thresholds.machine:.2f}")
+    return HUMAN, f"p(machine) {p_machine:.2f} is below the borderline threshold {thresholds.borderline:.2f}"

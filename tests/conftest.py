@@ -1,0 +1,56 @@
+"""Shared fixtures. The real default LM runs here (it installs from PyPI); only pure-function tests
+use synthetic token statistics. Token statistics are cached in a per-session temporary file so the
+tests prove the LM pass, not a warm user cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINI = FIXTURES / "mini.jsonl"
+ROOT = Path(__file__).parent.parent
+SEED = ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
+
+# A paragraph written for these tests by a person (this project's authors).
+HUMAN_TEXT = (
+    "We moved the allotment shed on Saturday, which took four of us and most of the morning. "
+    "Ruth insisted the floor would hold if we lifted from the corners; it did not, and the left "
+    "panel came away with a sound like a wet branch. Nobody was hurt. We ate the sandwiches sitting "
+    "on the compost bins, argued about whether to rebuild or buy a kit, and decided nothing, which "
+    "is how most committee decisions at the allotment get made. By three the rain had set in, so "
+    "we stacked the panels under a tarpaulin and went home to dry out."
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_stats_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache") / "token_stats.sqlite"
+    os.environ["DETECTOR_STATS_CACHE"] = str(path)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def mini_table():
+    from train.data import load_spec
+
+    return load_spec(str(MINI))
+
+
+@pytest.fixture(scope="session")
+def default_detector():
+    from detector.detector import Detector
+
+    return Detector()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, mini_table):
+    """A detector trained on the fixture set with the real LM (logistic regression, fast)."""
+    from train.run import train_run
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    train_run(mini_table, classifier="logreg", mlflow_enabled=False, output=folder, progress=False)
+    return folder

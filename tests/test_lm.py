@@ -1,0 +1,60 @@
+"""The real default LM: loading, token statistics, windows, batching and the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SEED
+from detector.cache import StatsCache
+from detector.features import FEATURE_NAMES, FeatureExtractor
+from detector.lm import LanguageModel, LMUnavailable
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return LanguageModel()
+
+
+def test_seed_perplexity_is_plausible(lm):
+    stats = lm.token_stats([SEED.read_text(encoding="utf-8")])[0]
+    perplexity = float(np.exp(-stats.logp.mean()))
+    assert 6 < perplexity < 14  # ~9.5 for SmolLM2-135M on this article
+    assert len(stats) == len(lm.tokenize(SEED.read_text(encoding="utf-8"))[0])
+    assert (stats.rank >= 1).all() and (stats.entropy >= 0).all() and (stats.var_logp >= 0).all()
+
+
+def test_windows_score_every_token_once_with_context(lm):
+    text = SEED.read_text(encoding="utf-8")
+    full = lm.token_stats([text])[0]
+    small = LanguageModel(window=96, max_tokens=lm.max_tokens)
+    windowed = small.token_stats([text])[0]
+    assert len(windowed) == len(full)
+    assert np.array_equal(windowed.start, full.start)
+    # the first window is identical; later tokens see less context, so only roughly equal
+    assert np.allclose(windowed.logp[:90], full.logp[:90], atol=1e-3)
+    assert abs(windowed.logp.mean() - full.logp.mean()) < 0.25
+
+
+def test_batching_does_not_change_statistics(lm):
+    texts = ["A short one.", "A somewhat longer sentence that needs more tokens than the first.", "A short one."]
+    together = lm.token_stats(texts)
+    alone = [lm.token_stats([t])[0] for t in texts[:2]]
+    assert np.allclose(together[1].logp, alone[1].logp, atol=1e-4)
+    assert np.allclose(together[0].logp, together[2].logp)
+
+
+def test_cache_returns_what_the_lm_computed(tmp_path):
+    cache_file = tmp_path / "c.sqlite"
+    extractor = FeatureExtractor(cache=str(cache_file))
+    texts = ["The committee met on Tuesday to discuss the budget.", "Rain is expected later this week."]
+    first = extractor.transform(texts)
+    assert StatsCache(cache_file).count() == 2
+    second = extractor.transform(texts)
+    assert list(first.columns) == FEATURE_NAMES
+    assert np.allclose(first.to_numpy(), second.to_numpy(), equal_nan=True)
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(LMUnavailable, match="cannot load language model"):
+        LanguageModel(str(tmp_path / "no-such-model"))

@@ -1,0 +1,35 @@
+"""Normalisation against cheap evasion, and the verdict's text checks."""
+
+from __future__ import annotations
+
+from detector.normalize import normalize
+from detector.verdict import text_problem
+
+
+def test_homoglyphs_are_mapped_and_reported():
+    attacked = "Thе quick brоwn fox"  # Cyrillic е and о
+    result = normalize(attacked)
+    assert result.text == "The quick brown fox"
+    assert result.alterations == {"homoglyphs": 2}
+
+
+def test_invisible_characters_and_odd_spaces():
+    result = normalize("in\u200bvisible\u00a0space\ufeff")
+    assert result.text == "invisible space"
+    assert result.alterations == {"invisible_characters": 2, "unusual_spaces": 1}
+
+
+def test_real_russian_text_is_left_alone():
+    text = "Москва — столица России, крупнейший город страны."
+    assert normalize(text).text == text
+    assert not normalize(text).altered
+
+
+def test_text_problems():
+    assert text_problem("   \n ") is not None
+    assert "non-text" in text_problem("1234 5678 9999 #### $$$$ %%%% 0000")
+    assert "not English" in text_problem("Москва — столица России, крупнейший город страны и важный центр.")
+    french = ("Le petit chat dort sur le canapé pendant que la pluie tombe doucement sur les toits de la "
+              "ville endormie, et personne ne semble pressé de sortir ce matin.")
+    assert "not English" in text_problem(french)
+    assert text_problem("This is an ordinary English sentence that a person might write today.") is None

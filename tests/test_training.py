@@ -1,0 +1,176 @@
+"""Training from the CLI with the real LM on the fixture set, tracked in mlflow (SQLite store and a
+real `mlflow server` on loopback), the pyfunc round trip, serving, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import MINI, ROOT
+from detector.cli import main
+from detector.detector import Detector
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def trained(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    code = main(["train", "--data", str(MINI), "--classifier", "logreg", "--holdout-by", "generator", "domain",
+                 "--cv", "3", "--tracking-uri", store, "--experiment", "tests", "--register", "tiny",
+                 "--output", str(out / "model")])
+    assert code == 0
+    return out / "model"
+
+
+def test_train_logs_everything_to_mlflow(trained, store):
+    mlflow.set_tracking_uri(store)
+    runs = mlflow.search_runs(experiment_names=["tests"])
+    run = runs.iloc[0]
+    assert run["params.classifier"] == "logreg"
+    assert run["params.lm.lm"] == "smollm2-135m-instruct"
+    for metric in ("test.auroc", "test.tpr_at_1fpr", "test.tpr_at_5fpr", "test.average_precision", "test.f1",
+                   "test.brier", "test.ece", "threshold"):
+        assert f"metrics.{metric}" in runs.columns, metric
+    assert any(c.startswith("metrics.holdout_generator.") for c in runs.columns)
+    assert any(c.startswith("metrics.holdout_domain.") for c in runs.columns)
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(run["run_id"], "plots")}
+    for name in ("roc_curve.png", "pr_curve.png", "score_histograms.png", "calibration.png",
+                 "feature_importance.png", "confusion_matrix.png"):
+        assert f"plots/{name}" in artifacts
+    inputs = client.get_run(run["run_id"]).inputs.dataset_inputs
+    assert {d.dataset.name for d in inputs} == {"train-data", "val-data", "test-data"}
+    assert all(d.dataset.digest for d in inputs)
+    assert client.get_registered_model("tiny").name == "tiny"
+
+
+def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
+    mlflow.set_tracking_uri(store)
+    texts = pd.read_json(MINI, lines=True)["text"].head(4).tolist()
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny/1")
+    predicted = np.asarray(pyfunc.predict(pd.DataFrame({"text": texts})))
+    assert predicted.shape == (4,) and ((predicted >= 0) & (predicted <= 1)).all()
+    direct = Detector.load(str(trained)).inference(texts)
+    assert np.allclose(predicted, direct, atol=1e-6)
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    try:
+        capsys.readouterr()
+        assert main(["score", "--jsonl", str(MINI), "--model", "models:/tiny/1", "--format", "json", "-q"]) == 0
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 80
+    assert np.allclose([r["p_machine"] for r in records[:4]], direct, atol=1e-6)
+
+
+def test_second_run_reuses_the_feature_cache(store, monkeypatch, tmp_path):
+    import detector.lm
+
+    def no_lm(*args, **kwargs):
+        raise AssertionError("the LM ran again: the feature cache was not used")
+
+    monkeypatch.setattr(detector.lm.LanguageModel, "token_stats", no_lm)
+    assert main(["train", "--data", str(MINI), "--classifier", "hgb", "--tracking-uri", store,
+                 "--experiment", "tests", "--output", str(tmp_path / "m")]) == 0
+
+
+def test_evaluate_prints_metrics_and_writes_plots(trained, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(trained), "--data", str(MINI), "--plots", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "auroc" in out and "generator" in out
+    assert (tmp_path / "roc_curve.png").stat().st_size > 1000
+
+
+def test_served_model_answers(trained, store):
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny/1",
+                             "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", proc)
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["A sentence to score, of a few words."]]}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())
+        [p] = answer["predictions"]
+        p = p["p_machine"] if isinstance(p, dict) else p
+        assert 0 <= p <= 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_train_against_a_real_mlflow_server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                             "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", proc)
+        uri = f"http://127.0.0.1:{port}"
+        assert main(["train", "--data", str(MINI), "--classifier", "logreg", "--tracking-uri", uri,
+                     "--experiment", "server", "--register", "served-tiny"]) == 0
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs(experiment_names=["server"])
+        assert len(runs) == 1 and runs.iloc[0]["metrics.test.auroc"] > 0.5
+        assert mlflow.MlflowClient().get_registered_model("served-tiny")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("rows", "extra", "message"), [
+    ([{"text": "only human", "label": 0}] * 3, [], "human texts only"),
+    ([{"body": "x", "label": 0}], [], "no column 'text'"),
+    ([{"text": "a", "label": "maybe"}], [], "cannot map label"),
+    ([{"text": "a", "label": 0}, {"text": "b", "label": 1}], ["--tracking-uri", "http://127.0.0.1:9"],
+     "cannot reach the tracking store"),
+])
+def test_bad_training_input_is_one_clear_line(tmp_path, rows, extra, message):
+    data = tmp_path / "bad.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-m", "detector", "train", "--data", str(data), "--tracking-uri", store,
+                           *extra, "--register", "never"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    if (tmp_path / "mlflow.db").exists():  # nothing half-done was registered
+        mlflow.set_tracking_uri(store)
+        assert not mlflow.MlflowClient().search_registered_models()

@@ -1,0 +1,127 @@
+"""`detector train` and `detector evaluate`: argument wiring only; the work is in train.run/evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from detector.errors import UserError
+
+EXIT_OK = 0
+
+
+def _label_map(pairs: list[str]) -> dict[str, int]:
+    out = {}
+    for pair in pairs or []:
+        value, sep, label = pair.rpartition("=")
+        if not sep or label not in ("0", "1"):
+            raise UserError(f"--label-map takes VALUE=0 or VALUE=1, not {pair!r}")
+        out[value] = int(label)
+    return out
+
+
+def _load_table(args: argparse.Namespace) -> pd.DataFrame:
+    from train.data import load_manifest, load_specs
+
+    if args.manifest:
+        table, _ = load_manifest(args.manifest)
+        return table
+    if not args.data:
+        raise UserError("give --data SPEC... (files, folders, hub ids) or --manifest FILE")
+    return load_specs(args.data, text_column=args.text_column, label_column=args.label_column,
+                      label_map=_label_map(args.label_map))
+
+
+def _print_table(title: str, frame: pd.DataFrame) -> None:
+    print(f"\n{title}")
+    columns = [c for c in frame.columns if c not in ("brier", "ece")]
+    print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from train.run import train_run
+
+    table = _load_table(args)
+    print(f"training on {len(table)} texts ({int(table['label'].sum())} machine)", file=sys.stderr)
+    result = train_run(
+        table, classifier=args.classifier, holdout_by=args.holdout_by or (), cv=args.cv, fpr=args.fpr,
+        seed=args.seed, data_specs=args.data or [args.manifest], tracking_uri=args.tracking_uri,
+        experiment=args.experiment, register=args.register, output=args.output,
+        mlflow_enabled=not args.no_mlflow, lm=args.lm, max_tokens=args.max_tokens,
+    )
+    _print_table("test split (thresholds from the validation split):", result.test_table)
+    if result.cv_auroc:
+        print(f"\n{args.cv}-fold grouped CV AUROC on train: "
+              + ", ".join(f"{s:.3f}" for s in result.cv_auroc))
+    for by, frame in result.holdout.items():
+        _print_table(f"leave-one-{by}-out (trained without it, tested on it):", frame)
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    print(f"\ntime: {timing}")
+    if result.run_id:
+        print(f"mlflow run {result.run_id}; model {result.model_uri}")
+    if args.output:
+        print(f"model saved to {args.output}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.detector import Detector
+    from train.evaluate import evaluate_model, evaluation_plots
+    from train.fit import FeatureData
+
+    detector = Detector.load(args.model)
+    table = _load_table(args)
+    data = FeatureData.compute(table, detector.model.extractor.set_params(progress=True))
+    metric_table, p = evaluate_model(detector.model, data)
+    _print_table(f"metrics at the model's threshold ({detector.model.thresholds.machine:.3f}):", metric_table)
+    if args.plots:
+        written = evaluation_plots(detector.model, data, p, args.plots)
+        print(f"\nplots: {', '.join(str(p) for p in written.values())}")
+    if args.output:
+        metric_table.to_csv(args.output, index=False)
+    return EXIT_OK
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", metavar="SPEC",
+                        help="JSONL/CSV/Parquet files or folders, or Hugging Face dataset ids (id or id:split)")
+    parser.add_argument("--manifest", metavar="FILE", help="a sampling manifest, e.g. data/default_training.json")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--label-map", nargs="*", metavar="VALUE=0|1", help="map label values to 0 human / 1 machine")
+
+
+def add_commands(sub) -> None:
+    from train.fit import CLASSIFIERS
+
+    train = sub.add_parser("train", help="train a detector on labelled data, tracked in mlflow")
+    _data_arguments(train)
+    train.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="hgb")
+    train.add_argument("--holdout-by", nargs="*", choices=("generator", "domain"),
+                       help="also train without each generator/domain and test on it")
+    train.add_argument("--cv", type=int, default=0, metavar="K", help="grouped K-fold CV on the train split")
+    train.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for the verdict threshold")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
+    train.add_argument("--max-tokens", type=int, default=1024)
+    train.add_argument("--output", metavar="DIR", help="also save the model folder here")
+    train.add_argument("--tracking-uri", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    train.add_argument("--experiment", default="detector")
+    train.add_argument("--register", metavar="NAME", help="register the model under this name")
+    train.add_argument("--no-mlflow", action="store_true", help="do not track the run")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="metrics and plots of a model on labelled data")
+    evaluate.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped)")
+    _data_arguments(evaluate)
+    evaluate.add_argument("--plots", metavar="DIR", help="write ROC, PR, histograms ... as PNG here")
+    evaluate.add_argument("--output", metavar="CSV", help="write the metric table here")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    try:
+        from benchmarks.cli import add_bench_command
+    except ImportError:  # benchmarks ship with the source checkout only
+        return
+    add_bench_command(sub)

@@ -1,0 +1,73 @@
+"""Evaluate a model on data: metric tables overall / per group, hold-out runs, and the plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from detector import plots
+from detector.features import FEATURE_NAMES
+from detector.model import DetectorModel
+from train import metrics
+from train.fit import FeatureData, build_pipeline, fit_classifier
+from train.splits import holdouts
+
+
+def permutation_importance(model: DetectorModel, data: FeatureData, seed: int = 0) -> pd.Series:
+    """Drop in AUROC when each feature is shuffled (on the given, held-out data)."""
+    y = data.table["label"].to_numpy()
+    if len(set(y)) < 2:
+        return pd.Series(dtype=float)
+    base = roc_auc_score(y, model.p_machine_from_features(data.features))
+    rng = np.random.default_rng(seed)
+    drops = {}
+    for name in FEATURE_NAMES:
+        shuffled = data.features.copy()
+        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+        drops[name] = base - roc_auc_score(y, np.nan_to_num(model.p_machine_from_features(shuffled), nan=0.5))
+    return pd.Series(drops).sort_values(ascending=False)
+
+
+def evaluation_plots(model: DetectorModel, data: FeatureData, p: np.ndarray, folder: str | Path,
+                     title: str = "") -> dict[str, Path]:
+    """ROC, PR, histograms per generator, calibration, confusion, importances, AUROC by length."""
+    folder = Path(folder)
+    y = data.table["label"].to_numpy()
+    threshold = model.thresholds.machine
+    suffix = f" ({title})" if title else ""
+    figures = {
+        "roc_curve.png": plots.roc_curves({"detector": (y, p)}, title=f"ROC{suffix}"),
+        "pr_curve.png": plots.pr_curve(y, p, title=f"Precision-recall{suffix}"),
+        "score_histograms.png": plots.score_histograms(p, data.table["generator"], threshold,
+                                                       title=f"p(machine) by generator{suffix}"),
+        "calibration.png": plots.calibration_plot(y, p, title=f"Calibration{suffix}"),
+        "confusion_matrix.png": plots.confusion(y, p, threshold),
+        "feature_importance.png": plots.feature_importances(permutation_importance(model, data)),
+        "auroc_by_length.png": plots.metric_by_length(data.n_tokens, y, p),
+    }
+    return {name: plots.save(fig, folder / name) for name, fig in figures.items()}
+
+
+def evaluate_model(model: DetectorModel, data: FeatureData) -> tuple[pd.DataFrame, np.ndarray]:
+    """Metric table (overall, per dataset / domain / generator) at the model's own threshold."""
+    p = model.p_machine_from_features(data.features)
+    return metrics.metric_table(data.table, p, model.thresholds.machine), p
+
+
+def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str = "hgb",
+                  seed: int = 0) -> pd.DataFrame:
+    """Leave-one-generator-out or leave-one-domain-out: train without it, test on it."""
+    rows = []
+    split = split.reset_index(drop=True)
+    for value, train_mask, test_mask in holdouts(data.table, by, split):
+        train = data.subset(train_mask)
+        if train.table["label"].nunique() < 2:
+            continue
+        pipeline = fit_classifier(build_pipeline(classifier, seed), train)
+        test = data.subset(test_mask)
+        p = pipeline[1:].predict_proba(test.features[FEATURE_NAMES])[:, 1]
+        rows.append({"held_out": value, **metrics.metric_row(test.table["label"], p)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,99 @@
+"""mlflow: params, datasets, metrics, plots and the model (as a pyfunc: text in, p(machine) out).
+
+Default tracking store: a local SQLite file (`sqlite:///mlflow.db`), as mlflow 3 expects.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from detector.errors import UserError
+from detector.model import DetectorModel
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+MODEL_ARTIFACT = "detector_model"
+
+
+class TrackingError(UserError):
+    """The tracking server or store cannot be used."""
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def connect(uri: str | None, experiment: str) -> str:
+    """Point mlflow at the store and check it answers before any work is done."""
+    uri = tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as err:  # connection refused, bad URI, unwritable store...
+        raise TrackingError(f"cannot reach the tracking store {uri}: {str(err).splitlines()[0][:200]}") from err
+    return uri
+
+
+class DetectorPyfunc(mlflow.pyfunc.PythonModel):
+    """An mlflow model around a saved detector folder: DataFrame with `text` -> p(machine)."""
+
+    def load_context(self, context):
+        from detector.model import DetectorModel
+
+        self.model = DetectorModel.load(context.artifacts[MODEL_ARTIFACT])
+
+    def predict(self, context, model_input, params=None):
+        from detector.features import as_texts
+
+        return pd.Series(self.model.predict_proba(as_texts(model_input))[:, 1], name="p_machine")
+
+
+def log_model(model: DetectorModel, input_example: list[str], register: str | None = None):
+    """Log the model as a pyfunc with signature and input example; optionally register it."""
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame({"text": input_example})
+    signature = infer_signature(example, pd.Series(np.full(len(example), 0.5), name="p_machine"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / MODEL_ARTIFACT)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=DetectorPyfunc(),
+            artifacts={MODEL_ARTIFACT: str(folder)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=register,
+            code_paths=None,
+            pip_requirements=["mgt-detector", "torch==2.13.0"],
+        )
+
+
+def log_dataset(table: pd.DataFrame, name: str, context: str) -> None:
+    """Log the data as an mlflow dataset (name, digest, counts); the texts themselves stay out."""
+    counts = table.groupby(["dataset", "label"]).size().rename("n").reset_index()
+    meta = table.drop(columns=["text"]).assign(text_sha1=pd.util.hash_pandas_object(table["text"]).astype(str))
+    dataset = mlflow.data.from_pandas(meta, name=name, targets="label")
+    mlflow.log_input(dataset, context=context)
+    mlflow.log_table(counts, f"data/{context}_counts.json")
+
+
+def log_metrics_table(table: pd.DataFrame, prefix: str) -> None:
+    """Metric rows (group, value, metric columns) -> mlflow metrics named prefix.group.value.metric."""
+    for _, row in table.iterrows():
+        key = prefix if row.get("group") == "all" else f"{prefix}.{row['group']}.{row['value']}"
+        for metric, value in row.items():
+            if metric in ("group", "value", "held_out") or not isinstance(value, (int, float, np.number)):
+                continue
+            if not np.isnan(value):
+                mlflow.log_metric(_clean(f"{key}.{metric}"), float(value))
+
+
+def _clean(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-/ " else "_" for c in key)
