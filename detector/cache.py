@@ -17,7 +17,6 @@ from detector.lm import CACHE_DIR
 from detector.token_stats import TokenStats
 
 
-
 def default_cache_path() -> Path:
     """$DETECTOR_STATS_CACHE, else token_stats.sqlite in the user cache directory."""
     return Path(os.environ.get("DETECTOR_STATS_CACHE", CACHE_DIR / "token_stats.sqlite"))

@@ -75,7 +75,8 @@ def _legend(tokens: bool) -> str:
         names = ("rank 1-10", "11-100", "101-1000", "&gt;1000")
         spans = "".join(f'<span style="background:{c}">{n}</span>' for c, n in zip(GLTR_COLOURS, names, strict=True))
         return f'<p class="legend">Tokens by rank under the language model: {spans}</p>'
-    spans = "".join(f'<span style="background:{_sentence_colour(p)}">{p:.1f}</span>' for p in (0.0, 0.25, 0.5, 0.75, 1.0))
+    steps = (0.0, 0.25, 0.5, 0.75, 1.0)
+    spans = "".join(f'<span style="background:{_sentence_colour(p)}">{p:.1f}</span>' for p in steps)
     return f'<p class="legend">Sentences by p(machine) of a window around them: {spans}</p>'
 
 

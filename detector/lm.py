@@ -236,7 +236,7 @@ class LanguageModel:
             mask[row, : len(seq)] = 1
         logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
         out = []
-        for row, ((i, start, stop, first), seq) in enumerate(zip(batch, seqs, strict=True)):
+        for row, ((_, _, _, first), seq) in enumerate(zip(batch, seqs, strict=True)):
             # logits at position p predict seq[p + 1]; keep the positions this window is responsible for
             positions = slice(first, len(seq) - 1)
             targets = input_ids[row, first + 1 : len(seq)].to(self.device)

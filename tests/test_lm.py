@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SEED
+
 from detector.cache import StatsCache
 from detector.features import FEATURE_NAMES, FeatureExtractor
 from detector.lm import LanguageModel, LMUnavailable

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HUMAN_TEXT, ROOT, SEED
+
 from detector.cli import main
 from detector.model import DetectorModel
 

@@ -15,8 +15,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import MINI, ROOT
+
 from detector.cli import main
 from detector.detector import Detector
 
@@ -123,7 +123,8 @@ def test_served_model_answers(trained, store):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", proc)
-        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [["A sentence to score, of a few words."]]}})
+        rows = [["A sentence to score, of a few words."]]
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": rows}})
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
