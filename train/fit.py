@@ -23,6 +23,7 @@ from detector.explain import feature_reference
 from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor
 from detector.model import DetectorModel, Thresholds
 from train import metrics
+from train.data import DataError
 from train.splits import train_val_test
 
 CLASSIFIERS = {
@@ -76,18 +77,21 @@ def fit_classifier(pipeline: Pipeline, data: FeatureData) -> Pipeline:
     return pipeline
 
 
-def reliable_length(n_tokens: np.ndarray, y: np.ndarray, p: np.ndarray, min_auroc: float = 0.8) -> int:
-    """Shortest length L such that texts of every length bucket from L up reach `min_auroc`."""
-    edges = list(LENGTH_EDGES) + [np.inf]
-    reliable_from = edges[-2]
-    for lo, hi in reversed(list(zip([0, *LENGTH_EDGES], edges, strict=True))):
+def reliable_length(n_tokens: np.ndarray, y: np.ndarray, p: np.ndarray, min_auroc: float = 0.8,
+                    floor: int = 16) -> int:
+    """Shortest length from which every length bucket (with enough texts to judge) reaches `min_auroc`.
+
+    Buckets are read from the longest down; the first one below `min_auroc` sets the limit at its upper
+    edge. Never below `floor` tokens: shorter texts carry too little evidence whatever the data says.
+    """
+    edges = [0, *LENGTH_EDGES, np.inf]
+    for lo, hi in reversed(list(zip(edges[:-1], edges[1:], strict=True))):
         mask = (n_tokens >= lo) & (n_tokens < hi)
         if mask.sum() < 30 or len(set(y[mask])) < 2:
-            continue  # too few texts to judge this bucket; keep going down
+            continue  # too few texts to judge this bucket
         if metrics.auroc(y[mask], p[mask]) < min_auroc:
-            break
-        reliable_from = lo
-    return int(max(reliable_from, LENGTH_EDGES[0]))
+            return int(max(hi, floor)) if np.isfinite(hi) else int(max(lo, floor))
+    return floor
 
 
 def data_digest(table: pd.DataFrame) -> dict:
@@ -113,13 +117,17 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
     for name, part in parts.items():
         metrics_two = part.table["label"].nunique() == 2
         if not metrics_two:
-            raise ValueError(f"the {name} split holds one class only: add more data")
+            raise DataError(f"the {name} split holds one class only: add more data (grouped splits need "
+                            "a few dozen texts of each class)")
     pipeline = fit_classifier(build_pipeline(classifier, seed, **extractor_params), parts["train"])
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
     val_p = model.p_machine_from_features(parts["val"].features)
     val_y = parts["val"].table["label"].to_numpy()
     min_tokens = reliable_length(parts["val"].n_tokens, val_y, val_p)
     judged = parts["val"].n_tokens >= min_tokens
+    if not (judged & (val_y == 0)).any():
+        raise DataError(f"the validation split holds no human text of {min_tokens}+ tokens to set the threshold "
+                        "on: add more (or longer) human texts")
     model.thresholds = Thresholds.from_human_scores(val_p[judged & (val_y == 0)], fpr, 0.05, min_tokens)
     test_p = model.p_machine_from_features(parts["test"].features)
     test_judged = parts["test"].n_tokens >= min_tokens

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -17,6 +18,8 @@ from detector.errors import UserError
 from detector.model import DetectorModel
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# mlflow suggests type hints on predict(); ours takes a DataFrame with a `text` column, by signature.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 MODEL_ARTIFACT = "detector_model"
 
 
@@ -41,18 +44,21 @@ def connect(uri: str | None, experiment: str) -> str:
     return uri
 
 
-class DetectorPyfunc(mlflow.pyfunc.PythonModel):
-    """An mlflow model around a saved detector folder: DataFrame with `text` -> p(machine)."""
+with warnings.catch_warnings():  # mlflow nags about type hints when the class is defined
+    warnings.simplefilter("ignore")
 
-    def load_context(self, context):
-        from detector.model import DetectorModel
+    class DetectorPyfunc(mlflow.pyfunc.PythonModel):
+        """An mlflow model around a saved detector folder: DataFrame with `text` -> p(machine)."""
 
-        self.model = DetectorModel.load(context.artifacts[MODEL_ARTIFACT])
+        def load_context(self, context):
+            from detector.model import DetectorModel
 
-    def predict(self, context, model_input, params=None):
-        from detector.features import as_texts
+            self.model = DetectorModel.load(context.artifacts[MODEL_ARTIFACT])
 
-        return pd.Series(self.model.predict_proba(as_texts(model_input))[:, 1], name="p_machine")
+        def predict(self, context, model_input, params=None):
+            from detector.features import as_texts
+
+            return pd.Series(self.model.predict_proba(as_texts(model_input))[:, 1], name="p_machine")
 
 
 def log_model(model: DetectorModel, input_example: list[str], register: str | None = None):
@@ -65,12 +71,11 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
         folder = model.save(Path(tmp) / MODEL_ARTIFACT)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=DetectorPyfunc(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={MODEL_ARTIFACT: str(folder)},
             signature=signature,
             input_example=example,
             registered_model_name=register,
-            code_paths=None,
             pip_requirements=["mgt-detector", "torch==2.13.0"],
         )
 
