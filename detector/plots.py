@@ -296,9 +296,34 @@ def reliability_by_length(curve: pd.DataFrame, min_auroc: float = 0.9, reliable_
     if reliable_from is not None and (curve["from_tokens"] == reliable_from).any():
         where = int(np.flatnonzero(curve["from_tokens"].to_numpy() == reliable_from)[0])
         ax.axvline(where - 0.5, color="green", lw=2, label=f"reliable from {reliable_from} tokens")
-    counts = [f"{band}\n(n={n})" for band, n in zip(curve["band"], curve["n"], strict=True)]
-    ax.set_xticks(x, counts, fontsize=7)
+    for i in np.flatnonzero(np.isnan(auroc) & (curve["n"].to_numpy() > 0)):
+        ax.text(x[i], 0.02, "one class:\nno AUROC", ha="center", va="bottom", fontsize=6, color="grey")
+    counts = [f"{band}\n{h} human\n{m} machine"
+              for band, h, m in zip(curve["band"], curve["n_human"], curve["n_machine"], strict=True)]
+    ax.set_xticks(x, counts, fontsize=6)
     ax.set(xlabel="text length band, tokens", ylabel="AUROC", ylim=(0, 1.05), title=title)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def contender_bars(table: pd.DataFrame, metric: str, by: str = "contender", hue: str | None = "set",
+                   title: str | None = None) -> Figure:
+    """Horizontal bars of one metric per contender, best on top, values written on the bars; one
+    colour per `hue` value (e.g. set or generator) when there are several."""
+    if hue and hue in table.columns and table[hue].nunique() > 1:
+        pivot = table.pivot_table(index=by, columns=hue, values=metric)
+    else:
+        pivot = table.groupby(by)[[metric]].mean()
+    pivot = pivot.loc[pivot.mean(axis=1).sort_values().index]
+    height = 0.3 * len(pivot) * max(1.0, 0.6 * pivot.shape[1]) + 1.4
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    pivot.plot.barh(ax=ax, width=0.8, legend=False)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f", fontsize=7, padding=2)
+    if pivot.shape[1] > 1:
+        ax.legend(title=hue, fontsize=7, title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    upper = np.nanmax(pivot.to_numpy()) if np.isfinite(pivot.to_numpy()).any() else 1.0
+    ax.set(xlabel=metric, ylabel="", title=title or f"{metric} per {by}", xlim=(0, max(1.0, upper) * 1.12))
+    ax.grid(axis="x", alpha=0.3)
     return fig

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +87,7 @@ class Figures:
         self.prefix = prefix
         self.saved: list[Path] = []
 
-    def show(self, fig, name: str) -> Path | None:
+    def show(self, fig, name: str) -> None:
         import matplotlib.pyplot as plt
 
         try:
@@ -99,14 +98,12 @@ class Figures:
                 display(fig)
         except ImportError:
             pass
-        path = None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"{self.prefix}_{name}.png"
             fig.savefig(path, dpi=110, bbox_inches="tight")
             self.saved.append(path)
         plt.close(fig)
-        return path
 
 
 # ----- the detector to explore -----
@@ -119,14 +116,13 @@ def default_model_available() -> bool:
 
 
 def train_tiny(data: str, folder: str | Path | None = None, classifier: str = "logreg"):
-    """A small detector trained on `data` with the real LM (no mlflow); saved in `folder`."""
+    """A small detector trained on `data` with the real LM (no mlflow); saved in `folder` if given."""
     from train.data import load_spec
     from train.run import train_run
 
-    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="detector-nb-model-"))
     result = train_run(load_spec(data), classifier=classifier, mlflow_enabled=False, output=folder,
                        progress=False, data_specs=[str(data)])
-    return result.model, folder
+    return result.model
 
 
 def load_or_train(model: str | None, data: str, folder: str | Path | None = None):
@@ -139,8 +135,9 @@ def load_or_train(model: str | None, data: str, folder: str | Path | None = None
         return Detector.load(model), f"model {model}"
     if default_model_available():
         return Detector(), "the shipped default model"
-    trained, where = train_tiny(data, folder)
-    return Detector(trained), f"no default model shipped yet: a tiny logreg detector trained now on {data} ({where})"
+    trained = train_tiny(data, folder)
+    saved = f", saved in {folder}" if folder else ""
+    return Detector(trained), f"no default model shipped yet: a tiny logreg detector trained now on {data}{saved}"
 
 
 def trained_on(model, table: pd.DataFrame) -> list[str]:
@@ -226,7 +223,7 @@ def ensure_experiment(tracking_uri: str, experiment: str) -> None:
 
 
 def make_demo_runs(data: str, tracking_uri: str, experiment: str,
-                   classifiers: Sequence[str] = ("logreg", "hgb"), holdout_by: Sequence[str] = ("generator",)):
+                   classifiers: Sequence[str] = ("logreg", "rf"), holdout_by: Sequence[str] = ("generator",)):
     """Small training runs on `data`, one per classifier, logged to the tracking store."""
     from train.data import load_spec
     from train.run import train_run
