@@ -1,0 +1,147 @@
+"""The whole benchmark in one function: data -> scores -> views -> tables, plots and RESULTS.md."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import attacks, fpr, published, report, sample, throughput, views
+from benchmarks.contenders import DETECTOR, Scored, fit_gltr
+from benchmarks.environment import machine
+from benchmarks.shipped import Shipped, shipped_model
+from detector.features import FeatureExtractor
+
+
+@dataclass
+class BenchConfig:
+    out: Path = sample.ROOT / "benchmarks"
+    data: list[str] | None = None
+    manifest: Path = sample.DEFAULT_MANIFEST
+    published: Path = published.DEFAULT_FOLDER
+    quick: bool = False
+    seed: int = 0
+    attack_texts: int = 100  # machine texts, and as many human texts
+    throughput_texts: int = 48
+    repeats: int = 2
+    command: str = "detector bench"
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.attack_texts = min(self.attack_texts, 10)
+            self.throughput_texts = min(self.throughput_texts, 8)
+            self.repeats = 1
+
+
+@dataclass
+class BenchResults:
+    config: BenchConfig
+    source: str
+    scored: Scored
+    shipped: Shipped
+    metrics: pd.DataFrame  # long: every view, cell and contender
+    summary: pd.DataFrame  # one row per set x contender
+    published_full: pd.DataFrame
+    fpr_by_domain: pd.DataFrame
+    fpr_by_length: pd.DataFrame
+    attacks: pd.DataFrame
+    throughput: pd.DataFrame
+    curves: list[views.CellScores]
+    machine: dict[str, str]
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Headline per set x contender: ours with the generator held out (mean over held-out generator
+    cells); the shipped detector on the test split; published detectors on their matched subset."""
+    macro = views.macro_by_set(metrics[metrics["view"].isin([views.GENERATOR_HELD_OUT, views.PUBLISHED_SUBSET])])
+    ours = macro[macro["view"] == views.GENERATOR_HELD_OUT]
+    ours_names = set(ours["contender"])
+    theirs = macro[(macro["view"] == views.PUBLISHED_SUBSET) & ~macro["contender"].isin(ours_names)]
+    shipped = metrics[(metrics["view"] == views.TEST_SPLIT) & (metrics["group"] == "all")
+                      & (metrics["contender"] == DETECTOR)].assign(contender="detector (shipped)", n_cells=1)
+    columns = ["set", "contender", "view", "n_cells", "n", *views.METRIC_COLUMNS]
+    return pd.concat([ours[columns], shipped[columns], theirs[columns]], ignore_index=True)
+
+
+def attack_sample(scored: Scored, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Up to n machine and n human texts of the test split, fixed by the seed."""
+    rng = np.random.default_rng(seed)
+    test = scored.table[(scored.split == "test").to_numpy()]
+    picked = []
+    for label in (1, 0):
+        texts = test.loc[test["label"] == label, "text"].tolist()
+        picked.append([texts[i] for i in sorted(rng.permutation(len(texts))[:n])])
+    return picked[0], picked[1]
+
+
+def throughput_sample(scored: Scored, n: int, seed: int) -> list[str]:
+    """A fixed set of n texts of the whole table, drawn by the seed (every set has a chance)."""
+    rng = np.random.default_rng(seed + 1)
+    texts = scored.table["text"].tolist()
+    return [texts[i] for i in sorted(rng.permutation(len(texts))[:n])]
+
+
+def run_bench(config: BenchConfig) -> BenchResults:
+    seconds: dict[str, float] = {}
+    started = clock = time.time()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = time.time() - clock
+        clock = time.time()
+
+    table, source = sample.load_table(config.data, config.manifest, config.quick, config.seed)
+    manifest_name = None if config.data else sample.manifest_name(config.manifest)
+    print(f"bench: {len(table)} texts ({source})", flush=True)
+    scored = Scored.compute(table, FeatureExtractor(progress=True), config.seed)
+    notes = []
+    if len(scored.table) < len(table):
+        notes.append(f"{len(table) - len(scored.table)} texts without a single scored token were left out.")
+    lap("LM statistics and features")
+
+    shipped = shipped_model(scored, manifest_name, config.quick)
+    classifier = shipped.model.card.get("classifier", "hgb")
+    found = published.load_published(config.published)
+    arrays = found.arrays(scored.table["id"]) if found else {}
+    arrays = {k: v for k, v in arrays.items() if not np.isnan(v).all()}
+    subset = (lambda cell: published.matched_subset(cell.rows, scored.y, arrays)) if arrays else None
+    if found is None:
+        notes.append(f"no published scores at {config.published}: published detectors left out.")
+    elif found.unverified_files:
+        notes.append("glimpse files not mapped per sample (item order unverified): "
+                     + ", ".join(found.unverified_files))
+    by_generator, curves, skipped = views.heldout_view(scored, "generator", classifier, config.seed, subset)
+    by_domain, _, skipped_domains = views.heldout_view(scored, "domain", classifier, config.seed)
+    for by, values in (("generator", skipped), ("domain", skipped_domains)):
+        if values:
+            notes.append(f"{by} held out: not enough training texts without {', '.join(values)} "
+                         f"(< {views.MIN_PER_CLASS} of a class), left out.")
+    shipped_p = shipped.model.p_machine_from_features(scored.data.features)
+    in_split, split_curves = views.test_split_view(scored, shipped_p)
+    metrics = pd.concat([by_generator, by_domain, in_split], ignore_index=True)
+    lap("held-out fits and metrics")
+
+    test_humans = ((scored.split == "test") & (scored.table["label"] == 0)).to_numpy()
+    humans = fpr.human_verdicts(scored.table[test_humans], scored.data.n_tokens[test_humans],
+                                shipped_p[test_humans], shipped.model)
+    fpr_by_domain, fpr_by_length = fpr.fpr_tables(humans)
+    machine_texts, human_texts = attack_sample(scored, config.attack_texts, config.seed)
+    attack_rows = attacks.attack_table(shipped.model, machine_texts, human_texts, config.seed)
+    lap("false positives and attacks")
+
+    gltr = fit_gltr(scored, (scored.split == "train").to_numpy())
+    speed = throughput.throughput_table(shipped.model, gltr, throughput_sample(scored, config.throughput_texts,
+                                                                                config.seed), config.repeats)
+    lap("throughput")
+
+    full = found.full_set[found.full_set["set"].isin(scored.table["dataset"])] if found else pd.DataFrame()
+    results = BenchResults(config, source, scored, shipped, metrics, summary_table(metrics), full, fpr_by_domain,
+                           fpr_by_length, attack_rows, speed, curves + split_curves, machine(), seconds, notes)
+    seconds["total"] = time.time() - started
+    report.write_all(results)
+    return results

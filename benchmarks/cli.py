@@ -1,0 +1,61 @@
+"""`detector bench`: regenerate benchmarks/RESULTS.md, results/*.csv and plots/*.png in one command."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from benchmarks.sample import DEFAULT_MANIFEST, ROOT
+
+EXIT_OK = 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that regenerates these results, from the parsed options (defaults left out)."""
+    parts = ["detector", "bench"]
+    if args.quick:
+        parts.append("--quick")
+    if args.data:
+        parts += ["--data", *args.data]
+    for option, value, default in (("--manifest", args.manifest, str(DEFAULT_MANIFEST)),
+                                   ("--published", args.published, None),
+                                   ("--out", args.out, str(ROOT / "benchmarks")), ("--seed", args.seed, 0),
+                                   ("--attack-texts", args.attack_texts, None),
+                                   ("--throughput-texts", args.throughput_texts, None)):
+        if value != default:
+            parts += [option, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench import BenchConfig, run_bench
+    from benchmarks.published import DEFAULT_FOLDER
+
+    command = command_line(args)
+    config = BenchConfig(out=Path(args.out), data=args.data, manifest=Path(args.manifest),
+                         published=Path(args.published or DEFAULT_FOLDER), quick=args.quick, seed=args.seed,
+                         command=command)
+    if args.attack_texts is not None:
+        config.attack_texts = args.attack_texts
+    if args.throughput_texts is not None:
+        config.throughput_texts = args.throughput_texts
+    results = run_bench(config)
+    print(f"\nwrote {config.out / 'RESULTS.md'}, {config.out / 'results'}/*.csv, {config.out / 'plots'}/*.png "
+          f"in {results.seconds['total'] / 60:.1f} min")
+    return EXIT_OK
+
+
+def add_bench_command(sub) -> None:
+    bench = sub.add_parser("bench", help="benchmark the detector against zero-shot baselines and published detectors")
+    bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
+    bench.add_argument("--data", nargs="+", metavar="SPEC", help="data specs instead of the manifest's sample")
+    bench.add_argument("--manifest", default=str(DEFAULT_MANIFEST), metavar="FILE",
+                       help="sampling manifest (default: data/default_training.json)")
+    bench.add_argument("--published", metavar="DIR", help="published scores (default: ../shared/data/published)")
+    bench.add_argument("--out", default=str(ROOT / "benchmarks"), metavar="DIR",
+                       help="where RESULTS.md, results/ and plots/ go (default: benchmarks/)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--attack-texts", type=int, metavar="N", help="machine (and human) texts to attack (100)")
+    bench.add_argument("--throughput-texts", type=int, metavar="N", help="texts to time (48)")
+    bench.set_defaults(func=cmd_bench)

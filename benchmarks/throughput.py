@@ -1,0 +1,117 @@
+"""Throughput on this machine: texts/s and tokens/s of each contender and of the bare LM forward pass.
+
+Measured on a fixed small set of texts with the stats cache disabled, after a warm-up, best of
+`repeats` runs. The zero-shot baselines and GLTR share one LM pass (normalise + token statistics), so
+each is timed as that pass plus its own computation; the detector is timed end to end
+(`Detector.score`). The bare forward pass is the LM alone on pre-tokenised inputs, every token once
+(windows of the LM's width, batched by length like the detector's LM wrapper): the ceiling. Every
+timed run is done once as a warm-up first, then the runs are interleaved in rounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.pipeline import Pipeline
+
+from benchmarks.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
+from detector.detector import Detector
+from detector.features import FeatureExtractor
+from detector.lm import LanguageModel
+from detector.metrics import ZERO_SHOT, gltr_fractions
+from detector.model import DetectorModel
+from detector.normalize import normalize
+
+BARE = "LM forward pass (bare)"
+SHARED = "normalise + LM token statistics"
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Shortest wall time over `repeats` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def forward_batches(lm: LanguageModel, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pre-tokenised (input_ids, attention_mask) batches: [bos] + ids in windows, sorted by length."""
+    chunks = []
+    for text in texts:
+        ids, _ = lm.tokenize(text)
+        seq = [lm._bos, *ids] if ids else []
+        chunks += [seq[i:i + lm.window] for i in range(0, max(len(seq) - 1, 0), lm.window)]
+    chunks.sort(key=len)
+    batches, batch = [], []
+    for chunk in chunks:
+        if batch and len(chunk) * (len(batch) + 1) > lm.batch_tokens:
+            batches.append(batch)
+            batch = []
+        batch.append(chunk)
+    if batch:
+        batches.append(batch)
+    out = []
+    for batch in batches:
+        width = max(map(len, batch))
+        ids = torch.full((len(batch), width), lm._bos, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, seq in enumerate(batch):
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        out.append((ids, mask))
+    return out
+
+
+@torch.inference_mode()
+def bare_forward(lm: LanguageModel, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for ids, mask in batches:
+        lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device))
+
+
+def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], repeats: int = 2) -> pd.DataFrame:
+    """One row per contender (and the bare forward pass): seconds, texts/s, tokens/s, share of the bare rate."""
+    params = model.extractor.get_params()
+    extractor = FeatureExtractor(lm=params["lm"], device=params["device"], dtype=params["dtype"],
+                                 max_tokens=params["max_tokens"], cache=None)
+    lm = extractor.language_model()
+    normalised = [normalize(t).text for t in texts]
+    batches = forward_batches(lm, normalised)
+    uncached = copy.deepcopy(model)
+    uncached.extractor.set_params(cache=None, progress=False)
+    detector = Detector(uncached)
+
+    def gltr_p(stats: list) -> np.ndarray:
+        return gltr.predict_proba(pd.DataFrame([gltr_fractions(s) for s in stats], columns=GLTR_COLUMNS))[:, 1]
+
+    runs: dict[str, Callable[[], object]] = {
+        BARE: lambda: bare_forward(lm, batches),
+        SHARED: lambda: extractor.token_stats([normalize(t).text for t in texts]),
+        DETECTOR: lambda: detector.score(texts),
+    }
+    for run in runs.values():  # warm-up: every shape once
+        run()
+    best: dict[str, float] = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):  # interleaved rounds, so drift in machine load hits all alike
+        for name, run in runs.items():
+            best[name] = min(best[name], best_time(run, 1)[0])
+    stats = runs[SHARED]()
+    n_tokens = int(sum(len(s) for s in stats))
+    timings = {BARE: best[BARE], SHARED: best[SHARED]}
+    for name in ZERO_SHOT_NAMES:
+        timings[name] = best[SHARED] + best_time(lambda f=ZERO_SHOT[name]: [f(s) for s in stats], repeats)[0]
+    timings[GLTR] = best[SHARED] + best_time(lambda: gltr_p(stats), repeats)[0]
+    timings[DETECTOR] = best[DETECTOR]
+
+    bare_rate = n_tokens / timings[BARE]
+    rows = [{"contender": name, "n_texts": len(texts), "n_tokens": n_tokens, "seconds": seconds,
+             "texts_per_s": len(texts) / seconds, "tokens_per_s": n_tokens / seconds,
+             "share_of_bare_forward": n_tokens / seconds / bare_rate}
+            for name, seconds in timings.items()]
+    return pd.DataFrame(rows)
