@@ -27,7 +27,8 @@ HUMAN_TEXT = (
 
 @pytest.fixture(scope="session", autouse=True)
 def _temporary_stats_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache") / "token_stats.sqlite"
+    # DETECTOR_TEST_STATS_CACHE lets a developer keep the cache between local runs; CI starts empty.
+    path = os.environ.get("DETECTOR_TEST_STATS_CACHE") or tmp_path_factory.mktemp("cache") / "token_stats.sqlite"
     os.environ["DETECTOR_STATS_CACHE"] = str(path)
     yield path
 

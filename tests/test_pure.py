@@ -29,7 +29,7 @@ def test_stats_from_logits_matches_definitions():
     torch = pytest.importorskip("torch")
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
     targets = torch.tensor([1, 2])
-    stats = stats_from_logits(logits, targets)
+    stats = stats_from_logits(logits.clone(), targets)
     logp = torch.log_softmax(logits, -1)
     p = logp.exp()
     assert torch.allclose(stats["logp"], logp[[0, 1], [1, 2]])

@@ -64,8 +64,8 @@ def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str 
     split = split.reset_index(drop=True)
     for value, train_mask, test_mask in holdouts(data.table, by, split):
         train = data.subset(train_mask)
-        if train.table["label"].nunique() < 2:
-            continue
+        if np.bincount(train.table["label"], minlength=2).min() < 2:
+            continue  # nothing left to train on without this group
         pipeline = fit_classifier(build_pipeline(classifier, seed), train)
         test = data.subset(test_mask)
         p = pipeline[1:].predict_proba(test.features[FEATURE_NAMES])[:, 1]

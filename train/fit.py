@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.explain import feature_reference
 from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor
-from detector.model import DetectorModel, Thresholds
+from detector.model import DetectorModel, Thresholds, single_openmp_thread
 from train import metrics
 from train.data import DataError
 from train.splits import train_val_test
@@ -72,8 +72,15 @@ class FeatureData:
 
 def fit_classifier(pipeline: Pipeline, data: FeatureData) -> Pipeline:
     """Fit the steps after feature extraction on cached features; mark the extractor fitted."""
+    labels = data.table["label"].to_numpy()
+    smallest_class = int(np.bincount(labels, minlength=2).min())
+    if smallest_class < 2:
+        raise DataError("too few texts of one class to fit a calibrated classifier (need 2+ of each)")
+    # Calibration folds cannot outnumber the texts of the smaller class (tiny or held-out data).
+    pipeline.set_params(classify__cv=min(5, smallest_class))
     pipeline[0].fit(None)
-    pipeline[1:].fit(data.features[FEATURE_NAMES], data.table["label"].to_numpy())
+    with single_openmp_thread():
+        pipeline[1:].fit(data.features[FEATURE_NAMES], labels)
     return pipeline
 
 
