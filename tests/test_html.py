@@ -7,8 +7,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import HUMAN_TEXT, SEED
+
 from detector.cli import main
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
