@@ -142,7 +142,7 @@ def metric_by_length(n_tokens, y, scores, edges=(0, 16, 32, 64, 128, 256, 1_000_
 
 
 def token_heatmap(tokens: list[str], ranks: np.ndarray, title: str = "Tokens by LM rank (GLTR)",
-                  width: int = 95) -> Figure:
+                  width: int = 110) -> Figure:
     """GLTR-style: each token coloured by its rank bucket (green top-10 ... purple beyond 1000)."""
     colours = ["#8fd694", "#f5e663", "#f2a65a", "#c39bd3"]
     bucket = np.digitize(ranks, [11, 101, 1001])
@@ -156,14 +156,17 @@ def token_heatmap(tokens: list[str], ranks: np.ndarray, title: str = "Tokens by 
         length += len(tok)
     lines.append(line)
     lines = lines[:40]
-    fig, ax = plt.subplots(figsize=(11, 0.3 * len(lines) + 1.2))
+    # A monospace character is ~0.6 em wide: size the figure so `width` characters fill one line.
+    fontsize = 9
+    fig, ax = plt.subplots(figsize=(width * 0.6 * fontsize / 72 / 0.98, 0.3 * len(lines) + 1.2))
+    fig.subplots_adjust(left=0.01, right=0.99)
     ax.set_xlim(0, width)
     ax.set_ylim(len(lines), -1)
     ax.axis("off")
     for row, line in enumerate(lines):
         x = 0
         for tok, b in line:
-            ax.text(x, row, tok, family="monospace", fontsize=8, va="center",
+            ax.text(x, row, tok, family="monospace", fontsize=fontsize, va="center",
                     bbox={"facecolor": colours[b], "edgecolor": "none", "pad": 0.5})
             x += len(tok)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
