@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from benchmarks import attacks, fpr, published, report, sample, throughput, views
 from benchmarks.contenders import DETECTOR, Scored, fit_gltr
@@ -86,6 +87,12 @@ def throughput_sample(scored: Scored, n: int, seed: int) -> list[str]:
     return [texts[i] for i in sorted(rng.permutation(len(texts))[:n])]
 
 
+def single_openmp_thread() -> threadpool_limits:
+    """Gradient boosting on a few thousand rows is fastest on one thread; with two OpenMP runtimes in the
+    process (torch's and scikit-learn's) and a busy machine, two threads spin-wait for minutes per fit."""
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def run_bench(config: BenchConfig) -> BenchResults:
     seconds: dict[str, float] = {}
     started = clock = time.time()
@@ -104,19 +111,22 @@ def run_bench(config: BenchConfig) -> BenchResults:
         notes.append(f"{len(table) - len(scored.table)} texts without a single scored token were left out.")
     lap("LM statistics and features")
 
-    shipped = shipped_model(scored, manifest_name, config.quick)
+    with single_openmp_thread():
+        shipped = shipped_model(scored, manifest_name, config.quick)
     classifier = shipped.model.card.get("classifier", "hgb")
     found = published.load_published(config.published)
-    arrays = found.arrays(scored.table["id"]) if found else {}
-    arrays = {k: v for k, v in arrays.items() if not np.isnan(v).all()}
-    subset = (lambda cell: published.matched_subset(cell.rows, scored.y, arrays)) if arrays else None
+    subset = None
+    if found is not None:
+        def subset(cell: views.Cell) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+            return published.matched_subset(cell.rows, scored.y, found.arrays(scored.table["id"], cell.value))
     if found is None:
         notes.append(f"no published scores at {config.published}: published detectors left out.")
     elif found.unverified_files:
         notes.append("glimpse files not mapped per sample (item order unverified): "
                      + ", ".join(found.unverified_files))
-    by_generator, curves, skipped = views.heldout_view(scored, "generator", classifier, config.seed, subset)
-    by_domain, _, skipped_domains = views.heldout_view(scored, "domain", classifier, config.seed)
+    with single_openmp_thread():
+        by_generator, curves, skipped = views.heldout_view(scored, "generator", classifier, config.seed, subset)
+        by_domain, _, skipped_domains = views.heldout_view(scored, "domain", classifier, config.seed)
     for by, values in (("generator", skipped), ("domain", skipped_domains)):
         if values:
             notes.append(f"{by} held out: not enough training texts without {', '.join(values)} "

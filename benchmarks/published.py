@@ -62,15 +62,25 @@ def set_of(data_file: str) -> str | None:
 
 @dataclass
 class Published:
-    """Per-sample published scores by display name and id, and every row's full-set AUROC."""
+    """Per-sample published scores by display name, generator and id, and every row's full-set AUROC.
 
-    by_id: dict[str, dict[str, float]] = field(default_factory=dict)
+    Scores are kept per generator: a human text is scored in the files of each generator it was paired
+    with, and white-box detectors score each file with that file's generator, so the same human text
+    has different scores in different files.
+    """
+
+    by_id: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)
     full_set: pd.DataFrame = field(default_factory=pd.DataFrame)
     unverified_files: list[str] = field(default_factory=list)
 
-    def arrays(self, ids: pd.Series) -> dict[str, np.ndarray]:
-        """Each per-sample detector's scores aligned with `ids` (NaN where it has none)."""
-        return {name: ids.map(scores).to_numpy(dtype=float) for name, scores in self.by_id.items()}
+    def arrays(self, ids: pd.Series, generator: str) -> dict[str, np.ndarray]:
+        """Each per-sample detector's scores, from the files of `generator`, aligned with `ids` (NaN if none)."""
+        out = {}
+        for name, scores in self.by_id.items():
+            values = ids.map(lambda i, s=scores: s.get((generator, i), np.nan)).to_numpy(dtype=float)
+            if not np.isnan(values).all():
+                out[name] = values
+        return out
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -116,7 +126,7 @@ def load_published(folder: str | Path = DEFAULT_FOLDER) -> Published | None:
     rows, id_map = _rows(folder), _id_map(folder)
     n_items = _item_counts(id_map)
     checked, unverified = _glimpse_order_checked(rows)
-    collected: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    collected: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     full = []
     for row in rows:
         data_file = row.get("data_file")
@@ -130,14 +140,14 @@ def load_published(folder: str | Path = DEFAULT_FOLDER) -> Published | None:
         if mapped:
             for role, key in (("original", "human_scores"), ("sampled", "machine_scores")):
                 for i, score in enumerate(row[key]):
-                    collected[name][id_map[(data_file, i, role)]].append(float(score))
+                    collected[name][(row["generator"], id_map[(data_file, i, role)])].append(float(score))
         full.append({"set": our_set, "domain": row["dataset"], "generator": row["generator"],
                      "source_repo": row["source_repo"], "method": row["method"],
                      "detector": DISPLAY.get(row["method"], row["method"]),
                      "n_human": len(row["human_scores"]), "n_machine": len(row["machine_scores"]),
                      "auroc": row["roc_auc"], "mapped_per_sample": mapped})
-    # A de-duplicated human text can occur in several files; identical text, so its scores agree: mean.
-    by_id = {name: {i: float(np.mean(s)) for i, s in scores.items()} for name, scores in collected.items()}
+    # One generator's files may list a text twice (glimpse repeats fast-detect-gpt's rows): mean.
+    by_id = {name: {k: float(np.mean(s)) for k, s in scores.items()} for name, scores in collected.items()}
     return Published(by_id, pd.DataFrame(full), unverified)
 
 

@@ -115,7 +115,7 @@ def set_sections(results: BenchResults) -> list[str]:
         if not gen.empty:
             w = counts(gen, ["value"]).merge(pivot(gen, ["value"]), on="value")
             w = w.rename(columns={"value": "held-out generator"})
-            out += ["AUROC, generator held out (its texts vs this set's test-split humans of the same domains):\n",
+            out += ["AUROC, generator held out (its texts vs this set's held-out humans of the same domains):\n",
                     table(w), ""]
             w = counts(gen, ["value"]).merge(pivot(gen, ["value"], "tpr_at_1fpr"), on="value")
             out += ["TPR at 1% FPR (threshold on the cell's own humans), generator held out:\n",
@@ -208,7 +208,8 @@ def write_results_md(results: BenchResults) -> Path:
         "",
         "- **generator held out**: the trained contenders (detector, GLTR) are fitted on the train split "
         "without any text of that generator, in any set; a cell is that generator's texts in one set against "
-        "the set's test-split human texts of the same domains. Set rows are the mean over its generators.",
+        "the set's human texts of the same domains outside the train split (validation and test: no contender "
+        "was fitted on them). Set rows are the mean over its generators.",
         "- **domain held out**: fitted without the domain (in any set); a cell is every text of the domain in "
         "one set. tweets, web and mixed are one set each, so for them this is leave-one-set-out.",
         f"- **test split**: in-distribution. detector = {shipped.label}; GLTR fitted on the train split.",
@@ -243,9 +244,11 @@ def write_results_md(results: BenchResults) -> Path:
         "",
         "## Published detectors on the same texts",
         "",
-        "Published per-sample scores (`../shared/data/published/`, from fast-detect-gpt and glimpse) matched by id. "
-        "Each cell keeps the texts that every published detector covering it has scored (for GPTZero: the "
-        "gpt-3.5-turbo and gpt-4 files only); ours are scored on the same texts, with the generator held out. "
+        "Published per-sample scores (`../shared/data/published/`, from fast-detect-gpt and glimpse) matched by id, "
+        "from the published files of the cell's generator: its machine texts against the human texts paired with "
+        "them there, as in the published per-file AUROCs (white-box detectors score each file with its own "
+        "generator), restricted to our sample's texts outside the train split and to texts every published "
+        "detector covering the cell has scored; ours are scored on the same texts, with the generator held out. "
         "The published detectors saw the full texts including the ~30-token shared human prompt; ours saw the "
         "texts without it. 'white-box' rows were scored by the very model that generated the text. GPTZero's "
         "scores come from glimpse, whose item order was checked against fast-detect-gpt's (identical RoBERTa "

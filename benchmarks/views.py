@@ -1,8 +1,8 @@
 """Evaluation views: which model scores which texts, cut into cells (set x generator or domain).
 
 * generator held out: for each generator, the trained contenders are fitted on the train split without
-  any of its texts (train.splits.holdouts); a cell is its texts in one set against that set's test-split
-  human texts of the same domains.
+  any of its texts (train.splits.holdouts); a cell is its texts in one set against that set's human
+  texts of the same domains outside the train split (validation and test: no model here saw them).
 * domain held out: likewise per domain; a cell is every text of that domain in one set.
 * test split: the shipped model (in-distribution: trained on the train split of the same sample) and
   GLTR fitted on the train split; cells are the test split per set, domain and generator.
@@ -49,15 +49,15 @@ class CellScores:
     scores: dict[str, np.ndarray]
 
 
-def generator_cells(table: pd.DataFrame, generator: str, test_mask: np.ndarray) -> list[Cell]:
-    """Per set: the generator's texts against the test-split humans of the domains it wrote in."""
+def generator_cells(table: pd.DataFrame, generator: str, allowed: np.ndarray) -> list[Cell]:
+    """Per set: the generator's texts against the humans of the domains it wrote in, among `allowed` rows."""
     held = (table["generator"] == generator).to_numpy()
     cells = []
-    for dataset in sorted(table.loc[held & test_mask, "dataset"].unique()):
+    for dataset in sorted(table.loc[held & allowed, "dataset"].unique()):
         in_set = (table["dataset"] == dataset).to_numpy()
         domains = table.loc[held & in_set, "domain"].unique()
         humans = (table["label"] == 0).to_numpy() & table["domain"].isin(domains).to_numpy()
-        cells.append(Cell(dataset, "generator", generator, test_mask & in_set & (held | humans)))
+        cells.append(Cell(dataset, "generator", generator, allowed & in_set & (held | humans)))
     return cells
 
 
@@ -120,6 +120,8 @@ def heldout_view(scored: Scored, by: str, classifier: str = "hgb", seed: int = 0
         if np.bincount(y[train_mask], minlength=2).min() < MIN_PER_CLASS:
             skipped.append(value)
             continue
+        if by == "generator":  # every human text outside the train split: no contender was fitted on it
+            test_mask = test_mask | ((scored.split != "train").to_numpy() & (y == 0))
         scores = {**trained_scores(scored, train_mask, test_mask, classifier, seed), **zero_shot_scores(scored)}
         cells = generator_cells(table, value, test_mask) if by == "generator" else domain_cells(table, value, test_mask)
         for cell in cells:

@@ -3,8 +3,6 @@ and the pure parts of the benchmark (attacks, published-score matching) on small
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pandas as pd
 import pytest
