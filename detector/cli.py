@@ -88,6 +88,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.resume and args.format != "jsonl":
         raise UsageError("--resume works with --format jsonl")
     detector = Detector.load(args.model)
+    overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+    if overrides:  # the model was trained with its card's settings; others change the features slightly
+        detector.model.extractor.set_params(**overrides)
 
     items = list(inputs.iter_paths(args.paths))
     if args.jsonl:
@@ -175,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     score.add_argument("--html-tokens", action="store_true", help="colour tokens by LM rank (GLTR) in the HTML report")
     score.add_argument("--batch-size", type=int, default=16, help="texts per LM call (default 16)")
+    score.add_argument("--device", help="torch device for the LM (default: the model's, cpu)")
+    score.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                       help="LM precision (default: the model's, float32; bfloat16 is ~1.6x faster on CPU)")
     score.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
