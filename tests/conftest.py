@@ -24,6 +24,16 @@ HUMAN_TEXT = (
     "we stacked the panels under a tarpaulin and went home to dry out."
 )
 
+# A second one. (Repeating HUMAN_TEXT would not do: the LM predicts a repeated paragraph almost
+# perfectly, so a copy looks machine-made, which is true of copies and not what a test wants.)
+HUMAN_TEXT_2 = (
+    "My grandmother kept her buttons in a biscuit tin that had long since lost its lid's hinge, so "
+    "opening it meant a small landslide onto the kitchen table. She could name the coat each button "
+    "came from, or claimed she could, and we never caught her out. The brass ones were from my "
+    "grandfather's railway uniform. When the tin came to me I sorted them by colour one wet afternoon, "
+    "then felt I had tidied away her stories, and tipped them back in."
+)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _temporary_stats_cache(tmp_path_factory):

@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import HUMAN_TEXT, SEED
+from conftest import HUMAN_TEXT, HUMAN_TEXT_2, SEED
 
 from detector.cli import main
 
@@ -17,7 +17,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def mixed_document() -> tuple[str, int]:
     """Human paragraphs with machine-written paragraphs after them; returns the text and the split."""
-    human = HUMAN_TEXT + "\n\n" + HUMAN_TEXT.replace("Saturday", "Sunday").replace("Ruth", "Maggie")
+    human = HUMAN_TEXT + "\n\n" + HUMAN_TEXT_2
     machine = "\n\n".join(SEED.read_text(encoding="utf-8").split("\n\n")[1:9])
     return human + "\n\n" + machine, len(human)
 
