@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from benchmarks import attacks, fpr, published, report, sample, throughput, views
 from benchmarks.contenders import DETECTOR, Scored, fit_gltr
 from benchmarks.environment import machine
 from benchmarks.shipped import Shipped, shipped_model
 from detector.features import FeatureExtractor
+from detector.model import single_openmp_thread
 
 
 @dataclass
@@ -69,15 +69,18 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([ours[columns], shipped[columns], theirs[columns]], ignore_index=True)
 
 
-def attack_sample(scored: Scored, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """Up to n machine and n human texts of the test split, fixed by the seed."""
+def attack_sample(scored: Scored, n: int, seed: int) -> tuple[list[str], list[str], str]:
+    """Up to n machine and n human texts of the test split, fixed by the seed, and where they come from."""
     rng = np.random.default_rng(seed)
     test = scored.table[(scored.split == "test").to_numpy()]
-    picked = []
-    for label in (1, 0):
-        texts = test.loc[test["label"] == label, "text"].tolist()
-        picked.append([texts[i] for i in sorted(rng.permutation(len(texts))[:n])])
-    return picked[0], picked[1]
+    picked, origin = [], []
+    for label, kind in ((1, "machine"), (0, "human")):
+        part = test[test["label"] == label]
+        part = part.iloc[sorted(rng.permutation(len(part))[:n])]
+        picked.append(part["text"].tolist())
+        by_set = part["dataset"].value_counts().sort_index()
+        origin.append(f"{kind}: " + ", ".join(f"{d} {k}" for d, k in by_set.items()))
+    return picked[0], picked[1], "; ".join(origin)
 
 
 def throughput_sample(scored: Scored, n: int, seed: int) -> list[str]:
@@ -85,12 +88,6 @@ def throughput_sample(scored: Scored, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed + 1)
     texts = scored.table["text"].tolist()
     return [texts[i] for i in sorted(rng.permutation(len(texts))[:n])]
-
-
-def single_openmp_thread() -> threadpool_limits:
-    """Gradient boosting on a few thousand rows is fastest on one thread; with two OpenMP runtimes in the
-    process (torch's and scikit-learn's) and a busy machine, two threads spin-wait for minutes per fit."""
-    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def run_bench(config: BenchConfig) -> BenchResults:
@@ -140,18 +137,22 @@ def run_bench(config: BenchConfig) -> BenchResults:
     humans = fpr.human_verdicts(scored.table[test_humans], scored.data.n_tokens[test_humans],
                                 shipped_p[test_humans], shipped.model)
     fpr_by_domain, fpr_by_length = fpr.fpr_tables(humans)
-    machine_texts, human_texts = attack_sample(scored, config.attack_texts, config.seed)
+    machine_texts, human_texts, origin = attack_sample(scored, config.attack_texts, config.seed)
+    notes.append(f"attack texts (test split) by set: {origin}.")
     attack_rows = attacks.attack_table(shipped.model, machine_texts, human_texts, config.seed)
     lap("false positives and attacks")
 
     gltr = fit_gltr(scored, (scored.split == "train").to_numpy())
-    speed = throughput.throughput_table(shipped.model, gltr, throughput_sample(scored, config.throughput_texts,
-                                                                                config.seed), config.repeats)
+    with throughput.OtherLoad() as other:
+        speed = throughput.throughput_table(shipped.model, gltr, throughput_sample(scored, config.throughput_texts,
+                                                                                    config.seed), config.repeats)
+    load = other.describe()
     lap("throughput")
 
     full = found.full_set[found.full_set["set"].isin(scored.table["dataset"])] if found else pd.DataFrame()
     results = BenchResults(config, source, scored, shipped, metrics, summary_table(metrics), full, fpr_by_domain,
-                           fpr_by_length, attack_rows, speed, curves + split_curves, machine(), seconds, notes)
+                           fpr_by_length, attack_rows, speed, curves + split_curves, {**machine(), "load": load},
+                           seconds, notes)
     seconds["total"] = time.time() - started
     report.write_all(results)
     return results

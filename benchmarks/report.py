@@ -80,9 +80,10 @@ def goal_lines(results: BenchResults) -> list[str]:
         if part.empty or rival not in set(part["contender"]):
             continue
         for dataset, cells in part.groupby("set"):
-            w = pivot(cells, ["value"], columns=[DETECTOR, rival]).dropna()
-            if w.empty:
-                continue
+            w = pivot(cells, ["value"], columns=[DETECTOR, rival])
+            if rival not in w.columns or w.dropna().empty:
+                continue  # the rival published nothing on this set
+            w = w.dropna()
             gap = w[DETECTOR].mean() - w[rival].mean()
             per = ", ".join(f"{v} {d:.3f} vs {r:.3f}"
                             for v, d, r in zip(w["value"], w[DETECTOR], w[rival], strict=True))
@@ -290,7 +291,8 @@ def write_results_md(results: BenchResults) -> Path:
         "## Throughput",
         "",
         f"{int(speed['n_texts'].iloc[0])} fixed texts ({int(speed['n_tokens'].iloc[0])} tokens), stats cache "
-        f"disabled, best of {cfg.repeats} after a warm-up, on {m['cpu']} with {m['cores']} cores. The "
+        f"disabled, best of {cfg.repeats} after a warm-up, on {m['cpu']} with {m['cores']} cores "
+        f"({m.get('load', 'load of other processes unknown')}). The "
         "zero-shot baselines and GLTR share one LM pass (normalise + token statistics), timed once, plus their "
         "own computation; the detector is `Detector.score` end to end. The bare forward pass is the LM alone "
         "on pre-tokenised batches.",

@@ -11,8 +11,11 @@ timed run is done once as a warm-up first, then the runs are interleaved in roun
 from __future__ import annotations
 
 import copy
+import os
+import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,40 @@ from detector.normalize import normalize
 
 BARE = "LM forward pass (bare)"
 SHARED = "normalise + LM token statistics"
+
+
+class OtherLoad:
+    """How much CPU other processes used while a block ran (the machine may be shared): from /proc/stat's
+    busy time minus this process's own CPU time."""
+
+    def __enter__(self) -> OtherLoad:
+        self.start = (time.perf_counter(), busy_seconds(), own_seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall, busy, own = (now - then for now, then in zip((time.perf_counter(), busy_seconds(), own_seconds()),
+                                                           self.start, strict=True))
+        self.share = max(busy - own, 0.0) / (wall * (os.cpu_count() or 1)) if busy == busy else float("nan")
+
+    def describe(self) -> str:
+        if self.share != self.share:
+            return "load of other processes unknown"
+        return f"other processes used {self.share:.0%} of the cores meanwhile"
+
+
+def busy_seconds() -> float:
+    """CPU seconds all processes spent busy since boot (NaN where /proc/stat is missing)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
