@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.pipeline import Pipeline
 
 from benchmarks.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
 from detector.detector import Detector
 from detector.features import FeatureExtractor
-from detector.lm import LanguageModel
 from detector.metrics import ZERO_SHOT, gltr_fractions
 from detector.model import DetectorModel
 from detector.normalize import normalize
@@ -78,40 +76,6 @@ def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return best, result
 
 
-def forward_batches(lm: LanguageModel, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Pre-tokenised (input_ids, attention_mask) batches: [bos] + ids in windows, sorted by length."""
-    chunks = []
-    for text in texts:
-        ids, _ = lm.tokenize(text)
-        seq = [lm._bos, *ids] if ids else []
-        chunks += [seq[i:i + lm.window] for i in range(0, max(len(seq) - 1, 0), lm.window)]
-    chunks.sort(key=len)
-    batches, batch = [], []
-    for chunk in chunks:
-        if batch and len(chunk) * (len(batch) + 1) > lm.batch_tokens:
-            batches.append(batch)
-            batch = []
-        batch.append(chunk)
-    if batch:
-        batches.append(batch)
-    out = []
-    for batch in batches:
-        width = max(map(len, batch))
-        ids = torch.full((len(batch), width), lm._bos, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(batch):
-            ids[row, :len(seq)] = torch.tensor(seq)
-            mask[row, :len(seq)] = 1
-        out.append((ids, mask))
-    return out
-
-
-@torch.inference_mode()
-def bare_forward(lm: LanguageModel, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    for ids, mask in batches:
-        lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device))
-
-
 def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], repeats: int = 2) -> pd.DataFrame:
     """One row per contender (and the bare forward pass): seconds, texts/s, tokens/s, share of the bare rate."""
     params = model.extractor.get_params()
@@ -119,7 +83,7 @@ def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], rep
                                  max_tokens=params["max_tokens"], cache=None)
     lm = extractor.language_model()
     normalised = [normalize(t).text for t in texts]
-    batches = forward_batches(lm, normalised)
+    batches = lm.input_batches(normalised)
     uncached = copy.deepcopy(model)
     uncached.extractor.set_params(cache=None, progress=False)
     detector = Detector(uncached)
@@ -128,7 +92,7 @@ def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], rep
         return gltr.predict_proba(pd.DataFrame([gltr_fractions(s) for s in stats], columns=GLTR_COLUMNS))[:, 1]
 
     runs: dict[str, Callable[[], object]] = {
-        BARE: lambda: bare_forward(lm, batches),
+        BARE: lambda: lm.bare_forward(batches),
         SHARED: lambda: extractor.token_stats([normalize(t).text for t in texts]),
         DETECTOR: lambda: detector.score(texts),
     }

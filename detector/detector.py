@@ -59,10 +59,11 @@ class Detector:
     def results(self, analyses: Sequence[Analysis], explain: bool = False) -> list[Result]:
         table = self.model.extractor.features_table(analyses)
         p = self.model.p_machine_from_features(table)
+        novel = self.model.novelty_reasons(table)
         out = []
-        for analysis, p_machine in zip(analyses, p, strict=True):
+        for analysis, p_machine, why_novel in zip(analyses, p, novel, strict=True):
             p_value = None if np.isnan(p_machine) else float(p_machine)
-            verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds)
+            verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel)
             if analysis.normalized.altered:
                 reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
             result = Result(p_value, verdict, reason, len(analysis.stats), analysis.normalized.alterations)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from detector import metrics
 from detector.cache import StatsCache
-from detector.lm import DEFAULT_LM, LanguageModel
+from detector.lm import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel, known_stats_key
 from detector.normalize import Normalized, normalize
 from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
 from detector.text import sentence_spans
@@ -45,6 +45,21 @@ LM_FEATURES = {
     "gltr_top1000": "share of tokens ranked 101-1000 (GLTR)",
     "gltr_rest": "share of tokens ranked beyond 1000 (GLTR)",
     "burstiness": "spread (std) of per-sentence mean log-probability",
+}
+
+# +1 where a higher value means more machine-like, -1 where lower does, 0 where the direction depends
+# on the text (used for monotone constraints: a text that looks more machine-like on such a feature
+# must never get a lower p(machine) from it).
+MACHINE_DIRECTION = {
+    "logp_mean": 1, "logp_std": 0, "logp_q10": 1, "logp_q25": 1, "logp_q50": 1, "logp_q75": 1, "logp_q90": 1,
+    "logrank_mean": -1, "lrr": 1, "entropy_mean": -1, "fast_detectgpt": 1, "binoculars": 1,
+    "gltr_top10": 1, "gltr_top100": 0, "gltr_top1000": -1, "gltr_rest": -1, "burstiness": 0,
+}
+
+# The single-number zero-shot detectors as (feature, sign): score = sign * feature, higher = machine.
+ZERO_SHOT_FEATURES = {
+    "likelihood": ("logp_mean", 1), "log_rank": ("logrank_mean", -1), "lrr": ("lrr", 1),
+    "entropy": ("entropy_mean", -1), "fast_detectgpt": ("fast_detectgpt", 1), "binoculars": ("binoculars", 1),
 }
 
 FEATURES: dict[str, str] = {**LM_FEATURES, **STYLOMETRIC_FEATURES}
@@ -143,8 +158,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self,
         lm: str = DEFAULT_LM,
         device: str = "cpu",
-        dtype: str = "float32",
-        max_tokens: int = 1024,
+        dtype: str = DEFAULT_DTYPE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         cache: str | None = "default",
         chunk_size: int = 64,
         progress: bool = False,
@@ -171,19 +186,20 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
         """Statistics of already-normalised texts: from the cache where there, else one LM pass."""
-        lm = self.language_model()
+        key = known_stats_key(self.lm, self.dtype, self.max_tokens) or self.language_model().cache_key
         cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
-        found = cache.get_many(lm.cache_key, texts) if cache is not None else {}
+        found = cache.get_many(key, texts) if cache is not None else {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
-        if missing:
+        if missing:  # only now is the LM loaded: fully cached texts need none
+            lm = self.language_model()
             bar = tqdm(total=len(missing), unit="text", desc="LM pass", disable=not self.progress)
-            # Longest first inside each chunk keeps batches tight; chunks keep the cache current.
+            # Chunks keep the cache current, so an interrupted run resumes where it stopped.
             for start in range(0, len(missing), self.chunk_size):
                 chunk = missing[start : start + self.chunk_size]
                 computed = dict(zip(chunk, lm.token_stats(chunk), strict=True))
                 found.update(computed)
                 if cache is not None:
-                    cache.put_many(lm.cache_key, computed)
+                    cache.put_many(key, computed)
                 bar.update(len(chunk))
             bar.close()
         if cache is not None:

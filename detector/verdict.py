@@ -33,9 +33,20 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def decide(p_machine: float, n_tokens: int, text: str, thresholds: Thresholds) -> tuple[str, str]:
+def decide(p_machine: float | None, n_tokens: int, text: str, thresholds: Thresholds,
+           novel: str | None = None) -> tuple[str, str]:
     """(verdict, reason) for one scored text."""
-    problem = text_problem(text)
+    return verdict_rule(p_machine, n_tokens, text_problem(text), thresholds, novel)
+
+
+def verdict_rule(p_machine: float | None, n_tokens: int, problem: str | None, thresholds: Thresholds,
+                 novel: str | None = None) -> tuple[str, str]:
+    """(verdict, reason) from what is known of a text: its score, length, what is wrong with it (from
+    `text_problem`) and why it lies outside the human reference texts (None if it does not).
+
+    A text is called `machine` only when nothing speaks against judging it: out of distribution, the
+    detector says `uncertain` rather than risk accusing a human whose writing it has never seen.
+    """
     if problem:
         return UNCERTAIN, problem
     if n_tokens < thresholds.min_tokens:
@@ -44,6 +55,9 @@ def decide(p_machine: float, n_tokens: int, text: str, thresholds: Thresholds) -
     if p_machine is None or math.isnan(p_machine):
         return UNCERTAIN, "no score could be computed"
     if p_machine > thresholds.machine:
+        if novel:
+            return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.machine:.2f}, but "
+                               f"the text is unlike the human texts the threshold was set on ({novel})")
         return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.machine:.2f} "
                          f"set for {thresholds.machine_fpr:.0%} false positives on human texts")
     if p_machine > thresholds.borderline:

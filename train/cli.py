@@ -94,11 +94,12 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
-    from train.fit import CLASSIFIERS
+    from train.recipes import ALIASES, RECIPES
 
     train = sub.add_parser("train", help="train a detector on labelled data, tracked in mlflow")
     _data_arguments(train)
-    train.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="hgb")
+    train.add_argument("--classifier", choices=[*ALIASES, *RECIPES], default="hgb",
+                       help="recipe: features + classifier (see train/recipes.py; default hgb = hgb-all)")
     train.add_argument("--holdout-by", nargs="*", choices=("generator", "domain"),
                        help="also train without each generator/domain and test on it")
     train.add_argument("--cv", type=int, default=0, metavar="K", help="grouped K-fold CV on the train split")

@@ -196,9 +196,10 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> tuple[pd.
 
 def sample_cells(table: pd.DataFrame, per_cell: int, human_per_domain: int,
                  rng: np.random.Generator) -> pd.DataFrame:
-    """Up to per_cell machine texts per (domain, generator) and human_per_domain humans per domain."""
+    """Up to per_cell machine texts per (domain, generator, attack) and human_per_domain humans per domain."""
     picked = []
-    for (_, generator), cell in table.groupby(["domain", "generator"], sort=True):
+    cells = table.assign(_attack=table["attack"].fillna("none")).groupby(["domain", "generator", "_attack"], sort=True)
+    for (_, generator, _), cell in cells:
         n = human_per_domain if generator == "human" else per_cell
-        picked.append(cell.iloc[rng.permutation(len(cell))[: min(n, len(cell))]])
+        picked.append(cell.iloc[rng.permutation(len(cell))[: min(n, len(cell))]].drop(columns="_attack"))
     return pd.concat(picked).sort_index().reset_index(drop=True)

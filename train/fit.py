@@ -9,65 +9,95 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from detector.explain import feature_reference
 from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor
 from detector.model import DetectorModel, Thresholds, single_openmp_thread
+from detector.novelty import Novelty
 from train import metrics
 from train.data import DataError
+from train.recipes import get_recipe
 from train.splits import train_val_test
-
-CLASSIFIERS = {
-    "hgb": lambda seed: HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
-                                                       l2_regularization=1.0, random_state=seed),
-    "logreg": lambda seed: LogisticRegression(C=1.0, max_iter=2000),
-    "rf": lambda seed: RandomForestClassifier(n_estimators=300, min_samples_leaf=3, n_jobs=-1,
-                                              random_state=seed),
-}
 
 # Length buckets (tokens) for deciding from which length verdicts are given.
 LENGTH_EDGES = (8, 16, 24, 32, 48, 64, 96, 128)
 
 
-def build_pipeline(classifier: str = "hgb", seed: int = 0, **extractor_params) -> Pipeline:
-    """features -> impute -> scale -> classifier with sigmoid calibration (keeps p continuous)."""
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {classifier!r} (choose from {', '.join(CLASSIFIERS)})")
-    return Pipeline([
-        ("features", FeatureExtractor(**extractor_params)),
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("classify", CalibratedClassifierCV(CLASSIFIERS[classifier](seed), method="sigmoid", cv=5)),
-    ])
+def build_pipeline(recipe: str = "hgb", seed: int = 0, **extractor_params) -> Pipeline:
+    """Text -> features -> the recipe's steps (select, impute, scale, calibrated classifier)."""
+    return Pipeline([("features", FeatureExtractor(**extractor_params)), *get_recipe(recipe).steps(seed)])
+
+
+META_COLUMNS = ["id", "label", "dataset", "domain", "generator", "attack", "pair_id"]
 
 
 @dataclass
 class FeatureData:
-    """The training table with its features and token counts, computed once."""
+    """The training table with its features, token counts and text problems, computed once.
+
+    Everything the protocol and the fit need is here without the texts, so the table can be saved
+    (`save`: meta columns, features, n_tokens, problem; no text) and a rebuild needs no LM pass.
+    """
 
     table: pd.DataFrame
     features: pd.DataFrame
     n_tokens: np.ndarray
+    problem: np.ndarray | None = None  # text_problem() of each text ("" where none)
+
+    def __post_init__(self) -> None:
+        if self.problem is None:
+            self.problem = np.full(len(self.table), "", dtype=object)
 
     @classmethod
     def compute(cls, table: pd.DataFrame, extractor: FeatureExtractor) -> FeatureData:
+        from detector.verdict import text_problem
+
         analyses: list[Analysis] = extractor.analyse(table["text"].tolist())
         return cls(table.reset_index(drop=True), extractor.features_table(analyses),
-                   np.array([len(a.stats) for a in analyses]))
+                   np.array([len(a.stats) for a in analyses]),
+                   np.array([text_problem(a.text) or "" for a in analyses], dtype=object))
 
     def subset(self, mask) -> FeatureData:
         mask = np.asarray(mask)
         return FeatureData(self.table[mask].reset_index(drop=True),
-                           self.features[mask].reset_index(drop=True), self.n_tokens[mask])
+                           self.features[mask].reset_index(drop=True), self.n_tokens[mask], self.problem[mask])
+
+    @classmethod
+    def concat(cls, parts: list[FeatureData]) -> FeatureData:
+        return cls(pd.concat([p.table for p in parts], ignore_index=True),
+                   pd.concat([p.features for p in parts], ignore_index=True),
+                   np.concatenate([p.n_tokens for p in parts]), np.concatenate([p.problem for p in parts]))
+
+    def save(self, path: str | Path, **metadata: str) -> None:
+        """Parquet without texts: meta columns, n_tokens, problem, features; `metadata` in the footer."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = pd.concat([self.table[META_COLUMNS].reset_index(drop=True),
+                           pd.DataFrame({"n_tokens": self.n_tokens, "problem": self.problem.astype(str)}),
+                           self.features.reset_index(drop=True)], axis=1)
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               **{k.encode(): v.encode() for k, v in metadata.items()}})
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(arrow, path, compression="zstd")
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[FeatureData, dict[str, str]]:
+        """A table written by `save` (its texts are not in it) and its metadata."""
+        import pyarrow.parquet as pq
+
+        arrow = pq.read_table(path)
+        metadata = {k.decode(): v.decode() for k, v in (arrow.schema.metadata or {}).items() if k != b"pandas"}
+        frame = arrow.to_pandas()
+        table = frame[META_COLUMNS].assign(text=None)
+        return cls(table, frame[FEATURE_NAMES].astype(float), frame["n_tokens"].to_numpy(),
+                   frame["problem"].to_numpy(dtype=object)), metadata
 
 
 def fit_classifier(pipeline: Pipeline, data: FeatureData) -> Pipeline:
@@ -102,17 +132,52 @@ def reliable_length(n_tokens: np.ndarray, y: np.ndarray, p: np.ndarray, min_auro
 
 
 def data_digest(table: pd.DataFrame) -> dict:
-    """Name, counts and a content digest of each dataset used, for the model card and mlflow."""
+    """Name, counts and a digest of the ids of each dataset used, for the model card and mlflow."""
     out = {}
     for name, part in table.groupby("dataset"):
-        digest = hashlib.sha256("\n".join(sorted(part["text"])).encode()).hexdigest()[:16]
+        digest = hashlib.sha256("\n".join(sorted(part["id"].astype(str))).encode()).hexdigest()[:16]
         out[str(name)] = {"n": int(len(part)), "n_machine": int(part["label"].sum()), "digest": digest,
                           "generators": sorted(map(str, part["generator"].unique()))}
     return out
 
 
+def human_groups(table: pd.DataFrame) -> np.ndarray:
+    """The groups the verdict threshold must hold its false-positive rate in: dataset and domain."""
+    return (table["dataset"].astype(str) + ":" + table["domain"].astype(str)).to_numpy()
+
+
+def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 0, fpr: float = 0.01,
+                 references: FeatureData | None = None, novelty: bool = True, **extractor_params) -> DetectorModel:
+    """Fit `recipe` on `train`; choose the reliable length and the thresholds on `val` (+ references).
+
+    Thresholds follow the worst-group rule over the validation humans of each dataset:domain and the
+    human reference texts (out-of-domain prose that no machine text accompanies).
+    """
+    pipeline = fit_classifier(build_pipeline(recipe, seed, **extractor_params), train)
+    model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
+    val_p = model.p_machine_from_features(val.features)
+    val_y = val.table["label"].to_numpy()
+    min_tokens = reliable_length(val.n_tokens, val_y, val_p)
+    if not ((val.n_tokens >= min_tokens) & (val_y == 0)).any():
+        raise DataError(f"the validation split holds no human text of {min_tokens}+ tokens to set the threshold "
+                        "on: add more (or longer) human texts")
+    humans = val.subset((val_y == 0) & (val.n_tokens >= min_tokens) & (val.problem == ""))
+    human_p = val_p[(val_y == 0) & (val.n_tokens >= min_tokens) & (val.problem == "")]
+    if references is not None and len(references.table):
+        humans = FeatureData.concat([humans, references])
+        human_p = np.concatenate([human_p, model.p_machine_from_features(references.features)])
+    model.thresholds = Thresholds.worst_group(human_p, human_groups(humans.table), fpr, 0.05, min_tokens)
+    if novelty:
+        train_humans = train.features[train.table["label"].to_numpy() == 0]
+        if references is not None:
+            train_humans = pd.concat([train_humans, references.features])
+        model.novelty = Novelty.fit(train_humans, val.features[val_y == 0])
+    return model
+
+
 def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01, seed: int = 0,
-                   split: pd.Series | None = None, **extractor_params) -> tuple[DetectorModel, dict]:
+                   split: pd.Series | None = None, references: FeatureData | None = None, novelty: bool = True,
+                   **extractor_params) -> tuple[DetectorModel, dict]:
     """Fit on the train split; thresholds and reliable length on val; metrics on test.
 
     Returns the model and a report: metric tables for test, the split used, timings.
@@ -126,16 +191,9 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
         if not metrics_two:
             raise DataError(f"the {name} split holds one class only: add more data (grouped splits need "
                             "a few dozen texts of each class)")
-    pipeline = fit_classifier(build_pipeline(classifier, seed, **extractor_params), parts["train"])
-    model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
-    val_p = model.p_machine_from_features(parts["val"].features)
-    val_y = parts["val"].table["label"].to_numpy()
-    min_tokens = reliable_length(parts["val"].n_tokens, val_y, val_p)
-    judged = parts["val"].n_tokens >= min_tokens
-    if not (judged & (val_y == 0)).any():
-        raise DataError(f"the validation split holds no human text of {min_tokens}+ tokens to set the threshold "
-                        "on: add more (or longer) human texts")
-    model.thresholds = Thresholds.from_human_scores(val_p[judged & (val_y == 0)], fpr, 0.05, min_tokens)
+    model = fit_detector(parts["train"], parts["val"], classifier, seed, fpr, references, novelty,
+                         **extractor_params)
+    min_tokens = model.thresholds.min_tokens
     test_p = model.p_machine_from_features(parts["test"].features)
     test_judged = parts["test"].n_tokens >= min_tokens
     test_table = metrics.metric_table(parts["test"].table[test_judged], test_p[test_judged],
@@ -147,13 +205,18 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
         "trained": time.strftime("%Y-%m-%d"),
         "training_data": data_digest(parts["train"].table),
         "split": {name: int(len(part.table)) for name, part in parts.items()},
-        "split_rule": f"grouped by pair_id (rows without one: by id), seed {seed}; thresholds and reliable "
-                      "length chosen on val, metrics on test",
+        "split_rule": f"grouped by pair_id (rows without one: by id), seed {seed}; thresholds (worst "
+                      "dataset:domain group of val humans and the human references) and reliable length chosen "
+                      "on val, metrics on test",
+        "recipe": get_recipe(classifier).name,
+        "novelty": None if model.novelty is None else {"features": list(model.novelty.features),
+                                                       "k": model.novelty.k, "cut": model.novelty.cut,
+                                                       "n_reference": len(model.novelty.reference)},
         "test_metrics": {k: v for k, v in overall.items() if k not in ("group", "value")},
         "test_metrics_all_lengths": metrics.metric_row(parts["test"].table["label"], test_p,
                                                        model.thresholds.machine),
         "feature_reference": feature_reference(parts["train"].features, parts["train"].table["label"].to_numpy()),
     }
     report = {"test_table": test_table, "split": split, "test_p": test_p, "test": parts["test"],
-              "val_p": val_p, "seconds": time.time() - started}
+              "val_p": model.p_machine_from_features(parts["val"].features), "seconds": time.time() - started}
     return model, report

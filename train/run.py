@@ -20,8 +20,12 @@ from detector.model import DetectorModel
 from train import tracking
 from train.data import check_two_classes
 from train.evaluate import evaluation_plots, holdout_table
-from train.fit import CLASSIFIERS, FeatureData, train_detector
+from train.fit import FeatureData, train_detector
+from train.recipes import get_recipe
 from train.splits import cv_folds
+
+# The logged model's input example: never a user's training text.
+NEUTRAL_EXAMPLE = "Paste the text to score here; verdicts need about a hundred words or more."
 
 
 @dataclass
@@ -65,22 +69,26 @@ def train_run(
     output: str | Path | None = None,
     mlflow_enabled: bool = True,
     progress: bool = True,
+    features: FeatureData | None = None,
+    references: FeatureData | None = None,
+    novelty: bool = True,
     **extractor_params,
 ) -> RunResult:
     """Features (cached) -> fit -> evaluate -> holdouts -> log everything to mlflow."""
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {classifier!r}")
+    get_recipe(classifier)  # fail fast on an unknown name
     check_two_classes(table)
     if mlflow_enabled:
         tracking.connect(tracking_uri, experiment)  # fail fast, before the LM pass
     seconds = {}
     started = time.time()
     extractor = FeatureExtractor(progress=progress, **extractor_params)
-    data = FeatureData.compute(table, extractor)
+    # Precomputed features (a committed feature table) skip the LM pass altogether.
+    data = features if features is not None else FeatureData.compute(table, extractor)
     seconds["features"] = time.time() - started
 
     started = time.time()
-    model, report = train_detector(data, classifier, fpr, seed, **extractor_params)
+    model, report = train_detector(data, classifier, fpr, seed, references=references, novelty=novelty,
+                                   **extractor_params)
     seconds["fit"] = time.time() - started
     result = RunResult(model, report["test_table"], seconds=seconds)
     if cv:
@@ -134,6 +142,5 @@ def _log_run(result: RunResult, data: FeatureData, report: dict, data_specs, cla
         with tempfile.TemporaryDirectory() as tmp:
             evaluation_plots(model, report["test"], report["test_p"], tmp, title="test split")
             mlflow.log_artifacts(tmp, "plots")
-        example = data.table["text"].head(2).str[:200].tolist()
-        info = tracking.log_model(model, example, register)
+        info = tracking.log_model(model, [NEUTRAL_EXAMPLE], register)
         result.model_uri = info.model_uri

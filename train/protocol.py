@@ -1,0 +1,115 @@
+"""The held-out protocol: train without a whole dataset (or domain), test on it.
+
+For each held-out set it reports the detector's AUROC beside the best zero-shot score of the same LM
+on the same texts, and what the verdict rule does to its human texts (called `machine`, `uncertain`)
+and to its machine texts (TPR at the rule). Recipes are compared by their worst held-out set.
+
+    python -m train.protocol data/features/default-v2.parquet [--references refs.parquet]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from detector.features import ZERO_SHOT_FEATURES
+from detector.model import DetectorModel, single_openmp_thread
+from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
+from train import metrics
+from train.fit import FeatureData, fit_detector
+from train.recipes import RECIPES
+from train.splits import train_val_test
+
+
+def zero_shot_scores(features: pd.DataFrame) -> pd.DataFrame:
+    """Each zero-shot detector's score (higher = machine) from the feature table."""
+    return pd.DataFrame({name: sign * features[column] for name, (column, sign) in ZERO_SHOT_FEATURES.items()})
+
+
+def verdicts(model: DetectorModel, data: FeatureData, p: np.ndarray) -> np.ndarray:
+    novel = model.novelty_reasons(data.features)
+    return np.array([verdict_rule(None if np.isnan(pi) else float(pi), int(n), prob or None, model.thresholds, nov)[0]
+                     for pi, n, prob, nov in zip(p, data.n_tokens, data.problem, novel, strict=True)])
+
+
+def held_out_row(model: DetectorModel, test: FeatureData) -> dict:
+    """What the detector does on a set it never saw, beside the zero-shot scores on the same texts."""
+    y = test.table["label"].to_numpy()
+    p = model.p_machine_from_features(test.features)
+    said = verdicts(model, test, p)
+    zero = zero_shot_scores(test.features)
+    zero_auroc = {name: metrics.auroc(y, zero[name]) for name in zero}
+    best = max(zero_auroc, key=lambda k: -np.inf if np.isnan(zero_auroc[k]) else zero_auroc[k])
+    human, machine = y == 0, y == 1
+    return {
+        "n_human": int(human.sum()), "n_machine": int(machine.sum()),
+        "auroc": metrics.auroc(y, p), "best_zero_shot": best, "best_zero_shot_auroc": zero_auroc[best],
+        "human_called_machine": float(np.mean(said[human] == MACHINE)) if human.any() else np.nan,
+        "human_uncertain": float(np.mean(said[human] == UNCERTAIN)) if human.any() else np.nan,
+        "tpr_at_rule": float(np.mean(said[machine] == MACHINE)) if machine.any() else np.nan,
+        "machine_uncertain": float(np.mean(said[machine] == UNCERTAIN)) if machine.any() else np.nan,
+        "threshold": model.thresholds.machine, "min_tokens": model.thresholds.min_tokens,
+    }
+
+
+def leave_one_out(data: FeatureData, by: str, recipe: str, seed: int = 0,
+                  references: FeatureData | None = None, novelty: bool = True) -> pd.DataFrame:
+    """One row per held-out value of `by` (dataset or domain): fit without it, test on all of it."""
+    rows = []
+    split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
+    for value in sorted(data.table[by].unique()):
+        held = (data.table[by] == value).to_numpy()
+        test = data.subset(held)
+        if test.table["label"].nunique() < 2:
+            continue
+        with single_openmp_thread():
+            model = fit_detector(data.subset(~held & (split == "train")), data.subset(~held & (split == "val")),
+                                 recipe, seed, references=references, novelty=novelty)
+            row = held_out_row(model, test)
+        rows.append({"recipe": recipe, "novelty": novelty, "held_out_by": by, "held_out": value, **row})
+    return pd.DataFrame(rows)
+
+
+def run_protocol(data: FeatureData, recipes: Sequence[str], by: Sequence[str] = ("dataset", "domain"),
+                 seed: int = 0, references: FeatureData | None = None,
+                 novelty: Sequence[bool] = (True,)) -> pd.DataFrame:
+    return pd.concat([leave_one_out(data, b, r, seed, references, nov) for r in recipes for nov in novelty
+                      for b in by], ignore_index=True)
+
+
+def worst_case(protocol: pd.DataFrame) -> pd.DataFrame:
+    """Per recipe: the worst held-out AUROC, its margin over the best zero-shot score, and the worst
+    share of humans called machine. The recipe is chosen on these, never on an in-distribution split."""
+    frame = protocol.assign(margin=protocol["auroc"] - protocol["best_zero_shot_auroc"])
+    return frame.groupby(["recipe", "novelty"], sort=False).agg(
+        worst_auroc=("auroc", "min"), mean_auroc=("auroc", "mean"), worst_margin=("margin", "min"),
+        worst_human_called_machine=("human_called_machine", "max"),
+        mean_tpr_at_rule=("tpr_at_rule", "mean")).reset_index()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("features", help="feature table written by FeatureData.save (no texts)")
+    parser.add_argument("--references", help="feature table of human reference texts (train.references)")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--by", nargs="+", default=["dataset", "domain"], choices=["dataset", "domain"])
+    parser.add_argument("--out", help="CSV to write the protocol table to")
+    parser.add_argument("--novelty", nargs="+", default=["on"], choices=["on", "off"],
+                        help="with and/or without the novelty check of machine verdicts")
+    args = parser.parse_args(argv)
+    data, _ = FeatureData.load(args.features)
+    references = FeatureData.load(args.references)[0] if args.references else None
+    table = run_protocol(data, args.recipes, args.by, references=references,
+                         novelty=[n == "on" for n in args.novelty])
+    if args.out:
+        table.to_csv(args.out, index=False)
+    pd.set_option("display.width", 250)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(worst_case(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Model recipes: which features, which classifier, how constrained. Chosen by the held-out protocol.
+
+A recipe turns the full feature table into p(machine). The protocol (`train.protocol`) fits each one
+with whole datasets or domains held out and keeps the recipe whose *worst* held-out set is best: a
+detector that is excellent in-distribution and accuses the humans of a new domain is worse than none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from detector.features import FEATURE_NAMES, LM_FEATURES, MACHINE_DIRECTION
+
+# Scores that compare the text's likelihood with what the model itself expects at each position: they
+# do not rise just because a domain is easy to predict (encyclopedic, how-to prose), unlike raw log p.
+NORMALISED = ("fast_detectgpt", "binoculars", "lrr")
+CORE = ("fast_detectgpt", "binoculars", "lrr", "logp_mean", "logrank_mean", "entropy_mean")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    classifier: str  # "hgb", "logreg" or "rf"
+    features: tuple[str, ...]
+    monotone: bool = False  # HGB: constrain each feature with a known machine direction
+    C: float = 1.0  # logreg: inverse regularisation strength
+    description: str = ""
+
+    def classifier_estimator(self, seed: int = 0):
+        if self.classifier == "hgb":
+            cst = [MACHINE_DIRECTION.get(f, 0) for f in self.features] if self.monotone else None
+            return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
+                                                  l2_regularization=1.0, monotonic_cst=cst, random_state=seed)
+        if self.classifier == "logreg":
+            return LogisticRegression(C=self.C, max_iter=5000)
+        if self.classifier == "rf":
+            return RandomForestClassifier(n_estimators=300, min_samples_leaf=3, n_jobs=-1, random_state=seed)
+        raise ValueError(f"unknown classifier {self.classifier!r}")
+
+    def steps(self, seed: int = 0, calibration_folds: int = 5) -> list[tuple[str, object]]:
+        """Feature table -> p(machine): select columns, impute, scale, calibrated classifier."""
+        select = ColumnTransformer([("keep", "passthrough", list(self.features))],
+                                   verbose_feature_names_out=False)
+        return [
+            ("select", select),
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("classify", CalibratedClassifierCV(self.classifier_estimator(seed), method="sigmoid",
+                                                cv=calibration_folds)),
+        ]
+
+
+RECIPES = {r.name: r for r in [
+    Recipe("hgb-all", "hgb", tuple(FEATURE_NAMES),
+           description="gradient boosting on every LM and stylometric feature (the v1 default)"),
+    Recipe("logreg-all", "logreg", tuple(FEATURE_NAMES), description="logistic regression on every feature"),
+    Recipe("rf-all", "rf", tuple(FEATURE_NAMES), description="random forest on every feature"),
+    Recipe("hgb-lm-monotone", "hgb", tuple(LM_FEATURES), monotone=True,
+           description="gradient boosting on LM features only, monotone in each feature's machine direction"),
+    Recipe("logreg-lm", "logreg", tuple(LM_FEATURES), C=0.1,
+           description="regularised logistic regression on LM features only"),
+    Recipe("logreg-core", "logreg", CORE, C=0.1,
+           description="regularised logistic regression on six zero-shot scores"),
+    Recipe("logreg-normalised", "logreg", NORMALISED, C=0.1,
+           description="logistic regression on the three self-normalised zero-shot scores only"),
+]}
+
+# The classifier names of `detector train --classifier` (v1) and the recipe each stands for.
+ALIASES = {"hgb": "hgb-all", "logreg": "logreg-all", "rf": "rf-all"}
+
+
+def get_recipe(name: str) -> Recipe:
+    """A recipe by name or by a v1 classifier alias; ValueError naming the choices otherwise."""
+    recipe = RECIPES.get(ALIASES.get(name, name))
+    if recipe is None:
+        raise ValueError(f"unknown recipe {name!r} (choose from {', '.join([*ALIASES, *RECIPES])})")
+    return recipe
+
