@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from benchmarks.sample import DEFAULT_MANIFEST, ROOT
+from benchmarks.sample import DEFAULT_MANIFEST, ROOT, manifest_name
 
 EXIT_OK = 0
 
@@ -14,8 +14,9 @@ EXIT_OK = 0
 def command_line(args: argparse.Namespace) -> str:
     """The command that regenerates these results, from the parsed options (defaults left out)."""
     parts = ["detector", "bench"]
-    if args.quick:
-        parts.append("--quick")
+    for flag in ("quick", "protocol", "speed"):
+        if getattr(args, flag):
+            parts.append(f"--{flag}")
     if args.data:
         parts += ["--data", *args.data]
     for option, value, default in (("--manifest", args.manifest, str(DEFAULT_MANIFEST)),
@@ -28,11 +29,43 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def cmd_protocol(args: argparse.Namespace, command: str) -> int:
+    from benchmarks.protocol_report import write_protocol
+    from train.default import FEATURES_DIR, RECIPE
+    from train.protocol import Setting
+
+    name = manifest_name(args.manifest)
+    path = write_protocol(Path(args.out), FEATURES_DIR / f"{name}.parquet", FEATURES_DIR / "references.parquet",
+                          Setting(RECIPE), command)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_speed(args: argparse.Namespace, command: str) -> int:
+    import numpy as np
+
+    from benchmarks.sample import load_table
+    from benchmarks.speed import run_speed
+
+    table, _ = load_table(args.data, args.manifest, quick=True, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    texts = table["text"].to_numpy()[rng.permutation(len(table))[: args.throughput_texts or 40]].tolist()
+    dev = table.iloc[rng.permutation(len(table))[:300]]
+    seed_text = (ROOT / "seeds" / "000_8fefe67b85776a8f.txt").read_text(encoding="utf-8")
+    path = run_speed(Path(args.out), texts, dev, seed_text, command)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.bench import BenchConfig, run_bench
     from benchmarks.published import DEFAULT_FOLDER
 
     command = command_line(args)
+    if args.protocol:
+        return cmd_protocol(args, command)
+    if args.speed:
+        return cmd_speed(args, command)
     config = BenchConfig(out=Path(args.out), data=args.data, manifest=Path(args.manifest),
                          published=Path(args.published or DEFAULT_FOLDER), quick=args.quick, seed=args.seed,
                          command=command)
@@ -49,6 +82,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench_command(sub) -> None:
     bench = sub.add_parser("bench", help="benchmark the detector against zero-shot baselines and published detectors")
     bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
+    bench.add_argument("--protocol", action="store_true",
+                       help="only the held-out-dataset protocol, from the committed feature tables (PROTOCOL.md)")
+    bench.add_argument("--speed", action="store_true",
+                       help="only the LM engines side by side: tokens/s, AUROC, p(machine) changes (SPEED.md)")
     bench.add_argument("--data", nargs="+", metavar="SPEC", help="data specs instead of the manifest's sample")
     bench.add_argument("--manifest", default=str(DEFAULT_MANIFEST), metavar="FILE",
                        help="sampling manifest (default: data/default_training.json)")

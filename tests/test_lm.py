@@ -8,7 +8,7 @@ from conftest import SEED
 
 from detector.cache import StatsCache
 from detector.features import FEATURE_NAMES, FeatureExtractor
-from detector.lm import LanguageModel, LMUnavailable
+from detector.lm import LanguageModel, LMUnavailable, stats_key
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,29 @@ def test_any_transformers_path_loads_like_the_hub(lm):
     text = "The council approved the new library budget on Monday evening."
     assert np.allclose(by_path.token_stats([text])[0].logp, lm.token_stats([text])[0].logp, atol=1e-5)
     assert by_path.revision.startswith(str(folder))
+
+
+def test_bfloat16_engine_stays_close_to_float32(lm):
+    text = SEED.read_text(encoding="utf-8")
+    reference = LanguageModel(dtype="float32").token_stats([text])[0]
+    fast = lm.token_stats([text])[0]  # the default engine: bfloat16
+    assert lm.dtype == "bfloat16" and len(fast) == len(reference)
+    assert abs(fast.logp.mean() - reference.logp.mean()) < 0.03
+    assert abs(fast.entropy.mean() - reference.entropy.mean()) < 0.03
+    assert np.median(np.abs(fast.logp - reference.logp)) < 0.05
+    # another precision never shares cache entries
+    assert lm.cache_key != stats_key(lm.revision, "float32", lm.max_tokens, lm.window)
+
+
+def test_fully_cached_texts_need_no_lm(tmp_path, monkeypatch):
+    import detector.features as features
+
+    extractor = FeatureExtractor(cache=str(tmp_path / "c.sqlite"))
+    texts = ["The committee met on Tuesday to discuss the budget."]
+    first = extractor.transform(texts)
+
+    def no_lm(*args, **kwargs):
+        raise AssertionError("the LM was loaded although every text is cached")
+
+    monkeypatch.setattr(features, "shared_lm", no_lm)
+    assert np.allclose(extractor.transform(texts).to_numpy(), first.to_numpy(), equal_nan=True)

@@ -147,11 +147,13 @@ def human_groups(table: pd.DataFrame) -> np.ndarray:
 
 
 def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 0, fpr: float = 0.01,
-                 references: FeatureData | None = None, novelty: bool = True, **extractor_params) -> DetectorModel:
+                 references: FeatureData | None = None, novelty: bool = True, rule: str = "worst-group",
+                 **extractor_params) -> DetectorModel:
     """Fit `recipe` on `train`; choose the reliable length and the thresholds on `val` (+ references).
 
     Thresholds follow the worst-group rule over the validation humans of each dataset:domain and the
-    human reference texts (out-of-domain prose that no machine text accompanies).
+    human reference texts (out-of-domain prose that no machine text accompanies); rule="pooled" is
+    the v1 rule (one quantile over all validation humans), kept to show what the new one changes.
     """
     pipeline = fit_classifier(build_pipeline(recipe, seed, **extractor_params), train)
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
@@ -166,7 +168,10 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     if references is not None and len(references.table):
         humans = FeatureData.concat([humans, references])
         human_p = np.concatenate([human_p, model.p_machine_from_features(references.features)])
-    model.thresholds = Thresholds.worst_group(human_p, human_groups(humans.table), fpr, 0.05, min_tokens)
+    if rule == "pooled":
+        model.thresholds = Thresholds.from_human_scores(human_p, fpr, 0.05, min_tokens)
+    else:
+        model.thresholds = Thresholds.worst_group(human_p, human_groups(humans.table), fpr, 0.05, min_tokens)
     if novelty:
         train_humans = train.features[train.table["label"].to_numpy() == 0]
         if references is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -55,8 +56,27 @@ def held_out_row(model: DetectorModel, test: FeatureData) -> dict:
     }
 
 
-def leave_one_out(data: FeatureData, by: str, recipe: str, seed: int = 0,
-                  references: FeatureData | None = None, novelty: bool = True) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Setting:
+    """A recipe and the verdict rule around it: what the protocol compares."""
+
+    recipe: str
+    novelty: bool = True
+    rule: str = "worst-group"  # or "pooled" (v1)
+    references: bool = True
+
+    @property
+    def name(self) -> str:
+        extras = [self.rule] + (["refs"] if self.references else []) + (["novelty"] if self.novelty else [])
+        return f"{self.recipe} ({', '.join(extras)})"
+
+
+# v1, as shipped before the protocol: every feature, gradient boosting, one pooled threshold.
+BEFORE = Setting("hgb-all", novelty=False, rule="pooled", references=False)
+
+
+def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
+                  references: FeatureData | None = None) -> pd.DataFrame:
     """One row per held-out value of `by` (dataset or domain): fit without it, test on all of it."""
     rows = []
     split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
@@ -67,24 +87,53 @@ def leave_one_out(data: FeatureData, by: str, recipe: str, seed: int = 0,
             continue
         with single_openmp_thread():
             model = fit_detector(data.subset(~held & (split == "train")), data.subset(~held & (split == "val")),
-                                 recipe, seed, references=references, novelty=novelty)
+                                 setting.recipe, seed, references=references if setting.references else None,
+                                 novelty=setting.novelty, rule=setting.rule)
             row = held_out_row(model, test)
-        rows.append({"recipe": recipe, "novelty": novelty, "held_out_by": by, "held_out": value, **row})
+        rows.append({"setting": setting.name, "held_out_by": by, "held_out": value, **row})
     return pd.DataFrame(rows)
 
 
-def run_protocol(data: FeatureData, recipes: Sequence[str], by: Sequence[str] = ("dataset", "domain"),
-                 seed: int = 0, references: FeatureData | None = None,
-                 novelty: Sequence[bool] = (True,)) -> pd.DataFrame:
-    return pd.concat([leave_one_out(data, b, r, seed, references, nov) for r in recipes for nov in novelty
-                      for b in by], ignore_index=True)
+def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
+                    references: FeatureData | None = None) -> pd.DataFrame:
+    """Essays of each generator held out with all their attacked versions (paraphrase, evasion): AUROC
+    per attack against essay humans that were not trained on (the validation part of the split)."""
+    table = data.table
+    essays = (table["dataset"] == "essays").to_numpy()
+    split = train_val_test(table, val=0.2, test=0.0, seed=seed).to_numpy()
+    humans = essays & (table["label"] == 0).to_numpy() & (split == "val")
+    rows = []
+    for generator in sorted(table.loc[essays & (table["label"] == 1).to_numpy(), "generator"].unique()):
+        held = essays & (table["generator"] == generator).to_numpy()
+        keep = ~held & ~humans
+        with single_openmp_thread():
+            model = fit_detector(data.subset(keep & (split == "train")), data.subset(keep & (split == "val")),
+                                 setting.recipe, seed, references=references if setting.references else None,
+                                 novelty=setting.novelty, rule=setting.rule)
+        for attack, part in table[held].groupby(table.loc[held, "attack"].fillna("none")):
+            rows_mask = humans | (held & (table["attack"].fillna("none") == attack).to_numpy())
+            test = data.subset(rows_mask)
+            y = test.table["label"].to_numpy()
+            p = model.p_machine_from_features(test.features)
+            zero = zero_shot_scores(test.features)
+            said = verdicts(model, test, p)
+            rows.append({"setting": setting.name, "generator": generator, "attack": attack, "n_machine": len(part),
+                         "n_human": int(humans.sum()), "auroc": metrics.auroc(y, p),
+                         "best_zero_shot_auroc": max(metrics.auroc(y, zero[c]) for c in zero),
+                         "tpr_at_rule": float(np.mean(said[y == 1] == MACHINE))})
+    return pd.DataFrame(rows)
+
+
+def run_protocol(data: FeatureData, settings: Sequence[Setting], by: Sequence[str] = ("dataset", "domain"),
+                 seed: int = 0, references: FeatureData | None = None) -> pd.DataFrame:
+    return pd.concat([leave_one_out(data, b, s, seed, references) for s in settings for b in by], ignore_index=True)
 
 
 def worst_case(protocol: pd.DataFrame) -> pd.DataFrame:
     """Per recipe: the worst held-out AUROC, its margin over the best zero-shot score, and the worst
     share of humans called machine. The recipe is chosen on these, never on an in-distribution split."""
     frame = protocol.assign(margin=protocol["auroc"] - protocol["best_zero_shot_auroc"])
-    return frame.groupby(["recipe", "novelty"], sort=False).agg(
+    return frame.groupby("setting", sort=False).agg(
         worst_auroc=("auroc", "min"), mean_auroc=("auroc", "mean"), worst_margin=("margin", "min"),
         worst_human_called_machine=("human_called_machine", "max"),
         mean_tpr_at_rule=("tpr_at_rule", "mean")).reset_index()
@@ -99,11 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="CSV to write the protocol table to")
     parser.add_argument("--novelty", nargs="+", default=["on"], choices=["on", "off"],
                         help="with and/or without the novelty check of machine verdicts")
+    parser.add_argument("--before", action="store_true", help="also the v1 setting (hgb-all, pooled threshold)")
     args = parser.parse_args(argv)
     data, _ = FeatureData.load(args.features)
     references = FeatureData.load(args.references)[0] if args.references else None
-    table = run_protocol(data, args.recipes, args.by, references=references,
-                         novelty=[n == "on" for n in args.novelty])
+    settings = [Setting(r, novelty=n == "on", references=references is not None)
+                for r in args.recipes for n in args.novelty]
+    table = run_protocol(data, ([BEFORE] if args.before else []) + settings, args.by, references=references)
     if args.out:
         table.to_csv(args.out, index=False)
     pd.set_option("display.width", 250)

@@ -1,0 +1,107 @@
+"""Pure parts of generalisation: worst-group thresholds, the novelty check, verdict rule, recipes,
+feature tables without texts, and the held-out protocol on a synthetic feature table (no LM)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from detector.features import FEATURE_NAMES, MACHINE_DIRECTION, ZERO_SHOT_FEATURES
+from detector.model import Thresholds
+from detector.novelty import NOVELTY_FEATURES, Novelty
+from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
+from train.fit import META_COLUMNS, FeatureData
+from train.protocol import BEFORE, Setting, leave_one_out, worst_case, zero_shot_scores
+from train.recipes import RECIPES, get_recipe
+
+
+def test_worst_group_threshold_holds_the_rate_in_every_group():
+    rng = np.random.default_rng(0)
+    easy = rng.normal(0.6, 0.1, 400)  # a domain the LM finds easy: humans score high
+    hard = rng.normal(0.2, 0.1, 400)
+    p, groups = np.r_[easy, hard], np.r_[["easy"] * 400, ["hard"] * 400]
+    pooled = Thresholds.from_human_scores(p, 0.01)
+    worst = Thresholds.worst_group(p, groups, 0.01)
+    assert np.mean(easy > pooled.machine) > 0.01  # the pooled rule overshoots in the easy domain
+    for scores in (easy, hard):
+        assert np.mean(scores > worst.machine) <= 0.01
+    assert worst.borderline <= worst.machine
+
+
+def novelty_frame(values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(values, columns=list(NOVELTY_FEATURES))
+
+
+def test_novelty_flags_texts_unlike_the_references_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    humans = novelty_frame(rng.normal(0, 1, (300, len(NOVELTY_FEATURES))))
+    val = novelty_frame(rng.normal(0, 1, (200, len(NOVELTY_FEATURES))))
+    novelty = Novelty.fit(humans, val)
+    near, far = rng.normal(0, 1, len(NOVELTY_FEATURES)), np.full(len(NOVELTY_FEATURES), 8.0)
+    reasons = novelty.reasons(novelty_frame(np.vstack([near, far])))
+    assert reasons[0] is None and "unlike every human reference" in reasons[1]
+    assert np.mean(novelty.score(val) > novelty.cut) <= 0.011  # the cut lets ~1% of validation humans through
+    novelty.save(tmp_path)
+    loaded = Novelty.load(tmp_path)
+    assert np.allclose(loaded.score(val), novelty.score(val))
+    with np.load(tmp_path / "novelty.npz", allow_pickle=False) as z:  # plain arrays only
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_novel_text_is_uncertain_not_accused():
+    t = Thresholds(machine=0.8, machine_fpr=0.01, borderline=0.6, borderline_fpr=0.05, min_tokens=16)
+    assert verdict_rule(0.9, 100, None, t)[0] == MACHINE
+    verdict, reason = verdict_rule(0.9, 100, None, t, "novelty 9.0 > 4.0")
+    assert verdict == UNCERTAIN and "unlike the human texts" in reason
+    assert verdict_rule(0.1, 100, None, t, "novelty 9.0 > 4.0")[0] == HUMAN
+    assert verdict_rule(0.9, 10, None, t)[0] == UNCERTAIN  # too short
+
+
+def test_recipes_and_monotone_directions():
+    assert get_recipe("hgb").name == "hgb-all" and get_recipe("logreg-core").features
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("nope")
+    for recipe in RECIPES.values():
+        assert set(recipe.features) <= set(FEATURE_NAMES)
+    cst = get_recipe("hgb-lm-monotone").classifier_estimator().monotonic_cst
+    assert cst[list(get_recipe("hgb-lm-monotone").features).index("logp_mean")] == 1
+    for feature, sign in ZERO_SHOT_FEATURES.values():  # a zero-shot score and its feature agree on direction
+        assert MACHINE_DIRECTION[feature] == sign
+
+
+def synthetic_data(n: int = 240, seed: int = 0) -> FeatureData:
+    """Three datasets whose machine texts are shifted up on every machine-direction feature."""
+    rng = np.random.default_rng(seed)
+    label = np.tile([0, 1], n // 2)
+    features = pd.DataFrame(rng.normal(0, 1, (n, len(FEATURE_NAMES))), columns=FEATURE_NAMES)
+    for name in FEATURE_NAMES:
+        features[name] += 1.5 * label * MACHINE_DIRECTION.get(name, 0)
+    table = pd.DataFrame({"id": [f"s:{i}" for i in range(n)], "label": label,
+                          "dataset": np.repeat(["a", "b", "c"], n // 3), "domain": np.repeat(["x", "y", "z"], n // 3),
+                          "generator": np.where(label == 1, "g", "human"), "attack": None, "pair_id": None})
+    return FeatureData(table, features, np.full(n, 200))
+
+
+def test_feature_table_keeps_no_text(tmp_path):
+    data = synthetic_data()
+    data.table["text"] = "a text that must not be written"
+    data.save(tmp_path / "f.parquet", lm="x")
+    assert "text" not in pq.read_schema(tmp_path / "f.parquet").names
+    loaded, metadata = FeatureData.load(tmp_path / "f.parquet")
+    assert metadata["lm"] == "x" and list(loaded.table[META_COLUMNS[:3]].columns) == META_COLUMNS[:3]
+    assert np.allclose(loaded.features.to_numpy(), data.features.to_numpy())
+
+
+def test_protocol_holds_out_each_dataset():
+    data = synthetic_data()
+    rows = leave_one_out(data, "dataset", Setting("logreg-core", references=False), seed=0)
+    assert list(rows["held_out"]) == ["a", "b", "c"]
+    assert (rows["auroc"] > 0.8).all()  # the synthetic shift is learnable across sets
+    zero = zero_shot_scores(data.features)
+    assert set(zero.columns) == set(ZERO_SHOT_FEATURES)
+    assert rows["human_called_machine"].between(0, 1).all() and rows["n_human"].sum() == 120
+    before = leave_one_out(data, "dataset", BEFORE)
+    summary = worst_case(pd.concat([rows, before]))
+    assert len(summary) == 2 and (summary["worst_auroc"] <= summary["mean_auroc"]).all()
