@@ -93,6 +93,30 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-map", nargs="*", metavar="VALUE=0|1", help="map label values to 0 human / 1 machine")
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from train.generate import generate, write_jsonl
+
+    if Path(args.output).exists():
+        raise UserError(f"--output {args.output} exists; choose a new file (nothing is overwritten)")
+    if args.n < 1 or args.new_tokens < 2 or args.prompt_words < 1:
+        raise UserError("--n, --prompt-words and --new-tokens must be positive (--new-tokens at least 2)")
+    from train.data import load_spec
+
+    if not args.data:
+        raise UserError("give --data SPEC... with human texts to take prompts from")
+    humans = pd.concat([load_spec(s, text_column=args.text_column, label_column=args.label_column,
+                                  label_map=_label_map(args.label_map)) for s in args.data], ignore_index=True)
+    if not (humans["label"] == 0).any():
+        raise UserError("the data holds no human texts (label 0) to take prompts from")
+    table = generate(humans, args.lm, args.n, args.prompt_words, args.new_tokens, args.seed)
+    write_jsonl(table, args.output)
+    print(f"wrote {len(table)} continuations to {args.output}: "
+          + ", ".join(f"{k} {v}" for k, v in table.groupby("decoding").size().items()))
+    return EXIT_OK
+
+
 def add_commands(sub) -> None:
     from train.recipes import ALIASES, RECIPES
 
@@ -106,7 +130,7 @@ def add_commands(sub) -> None:
     train.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for the verdict threshold")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
-    train.add_argument("--max-tokens", type=int, default=1024)
+    train.add_argument("--max-tokens", type=int, default=512, help="tokens of each text the LM reads (default 512)")
     train.add_argument("--output", metavar="DIR", help="also save the model folder here")
     train.add_argument("--tracking-uri", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     train.add_argument("--experiment", default="detector")
@@ -120,6 +144,16 @@ def add_commands(sub) -> None:
     evaluate.add_argument("--plots", metavar="DIR", help="write ROC, PR, histograms ... as PNG here")
     evaluate.add_argument("--output", metavar="CSV", help="write the metric table here")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    generate = sub.add_parser("generate", help="continue human prompts with the local LM over a decoding grid")
+    _data_arguments(generate)
+    generate.add_argument("--output", required=True, metavar="JSONL", help="new file to write (never overwritten)")
+    generate.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
+    generate.add_argument("--n", type=int, default=200, help="how many continuations (default 200)")
+    generate.add_argument("--prompt-words", type=int, default=30, help="words of each human text as prompt (30)")
+    generate.add_argument("--new-tokens", type=int, default=160, help="tokens to generate per text (160)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(func=cmd_generate)
 
     try:
         from benchmarks.cli import add_bench_command
