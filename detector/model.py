@@ -55,6 +55,17 @@ class Thresholds:
     borderline: float  # p above this (but not `machine`) -> `uncertain`, borderline
     borderline_fpr: float
     min_tokens: int = 16  # shorter texts -> `uncertain`, too short to judge
+    # [[from_tokens, machine, borderline], ...] ascending: longer texts carry more evidence, so their
+    # human scores spread less and a lower threshold keeps the same false-positive rate.
+    by_length: list[list[float]] | None = None
+
+    def for_length(self, n_tokens: int) -> tuple[float, float]:
+        """(machine, borderline) thresholds for a text of `n_tokens` tokens."""
+        machine, borderline = self.machine, self.borderline
+        for start, band_machine, band_borderline in self.by_length or []:
+            if n_tokens >= start:
+                machine, borderline = band_machine, band_borderline
+        return machine, borderline
 
     @classmethod
     def from_human_scores(cls, human_p: np.ndarray, fpr: float = 0.01, borderline_fpr: float = 0.05,
@@ -73,6 +84,26 @@ class Thresholds:
                     for g in np.unique(groups)]
         return cls(max(t.machine for t in by_group), fpr, max(t.borderline for t in by_group), borderline_fpr,
                    min_tokens)
+
+    @classmethod
+    def worst_group_by_length(cls, human_p: np.ndarray, groups: np.ndarray, n_tokens: np.ndarray,
+                              fpr: float = 0.01, borderline_fpr: float = 0.05, min_tokens: int = 16,
+                              edges: tuple[int, ...] = (64, 128, 256), min_humans: int = 100) -> Thresholds:
+        """The worst-group rule in each length band from `min_tokens` up (`edges` start the longer bands).
+
+        A band with fewer than `min_humans` human texts keeps the band below's thresholds (those of
+        shorter texts: stricter).
+        """
+        human_p, groups, n_tokens = np.asarray(human_p, dtype=float), np.asarray(groups), np.asarray(n_tokens)
+        base = cls.worst_group(human_p, groups, fpr, borderline_fpr, min_tokens)
+        bands, current = [], base
+        for lo, hi in zip(edges, [*edges[1:], np.inf], strict=True):
+            inside = (n_tokens >= lo) & (n_tokens < hi)
+            if inside.sum() >= min_humans:
+                current = cls.worst_group(human_p[inside], groups[inside], fpr, borderline_fpr, min_tokens)
+            bands.append([int(lo), current.machine, current.borderline])
+        base.by_length = bands
+        return base
 
 
 def threshold_for_fpr(human_scores: np.ndarray, fpr: float) -> float:

@@ -54,14 +54,15 @@ def verdict_rule(p_machine: float | None, n_tokens: int, problem: str | None, th
                            f"{thresholds.min_tokens}")
     if p_machine is None or math.isnan(p_machine):
         return UNCERTAIN, "no score could be computed"
-    if p_machine > thresholds.machine:
+    machine, borderline = thresholds.for_length(n_tokens)
+    if p_machine > machine:
         if novel:
-            return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.machine:.2f}, but "
+            return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f}, but "
                                f"the text is unlike the human texts the threshold was set on ({novel})")
-        return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.machine:.2f} "
-                         f"set for {thresholds.machine_fpr:.0%} false positives on human texts")
-    if p_machine > thresholds.borderline:
+        return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f} set for at most "
+                         f"{thresholds.machine_fpr:.0%} false positives on human texts of its length")
+    if p_machine > borderline:
         return UNCERTAIN, (f"borderline: p(machine) {p_machine:.2f} is above the "
-                           f"{thresholds.borderline_fpr:.0%}-FPR threshold {thresholds.borderline:.2f} but "
-                           f"not the {thresholds.machine_fpr:.0%}-FPR threshold {thresholds.machine:.2f}")
-    return HUMAN, f"p(machine) {p_machine:.2f} is below the borderline threshold {thresholds.borderline:.2f}"
+                           f"{thresholds.borderline_fpr:.0%}-FPR threshold {borderline:.2f} but "
+                           f"not the {thresholds.machine_fpr:.0%}-FPR threshold {machine:.2f}")
+    return HUMAN, f"p(machine) {p_machine:.2f} is below the borderline threshold {borderline:.2f}"

@@ -28,6 +28,11 @@ def test_worst_group_threshold_holds_the_rate_in_every_group():
     for scores in (easy, hard):
         assert np.mean(scores > worst.machine) <= 0.01
     assert worst.borderline <= worst.machine
+    lengths = np.r_[np.full(400, 300), np.full(400, 40)]  # the easy domain here has long texts
+    banded = Thresholds.worst_group_by_length(p, groups, lengths, 0.01, min_humans=100)
+    assert banded.for_length(40) == (banded.machine, banded.borderline)
+    assert banded.for_length(300)[0] <= banded.machine  # long texts: their own humans set it
+    assert np.mean(easy > banded.for_length(300)[0]) <= 0.01
 
 
 def novelty_frame(values: np.ndarray) -> pd.DataFrame:

@@ -147,13 +147,14 @@ def human_groups(table: pd.DataFrame) -> np.ndarray:
 
 
 def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 0, fpr: float = 0.01,
-                 references: FeatureData | None = None, novelty: bool = True, rule: str = "worst-group",
+                 references: FeatureData | None = None, novelty: bool = True, rule: str = "by-length",
                  **extractor_params) -> DetectorModel:
     """Fit `recipe` on `train`; choose the reliable length and the thresholds on `val` (+ references).
 
     Thresholds follow the worst-group rule over the validation humans of each dataset:domain and the
-    human reference texts (out-of-domain prose that no machine text accompanies); rule="pooled" is
-    the v1 rule (one quantile over all validation humans), kept to show what the new one changes.
+    human reference texts (out-of-domain prose that no machine text accompanies), in each length band
+    (rule "by-length", the default) or over all lengths at once ("worst-group"); "pooled" is the v1
+    rule (one quantile over all validation humans), kept to show what the new ones change.
     """
     pipeline = fit_classifier(build_pipeline(recipe, seed, **extractor_params), train)
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
@@ -170,8 +171,11 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         human_p = np.concatenate([human_p, model.p_machine_from_features(references.features)])
     if rule == "pooled":
         model.thresholds = Thresholds.from_human_scores(human_p, fpr, 0.05, min_tokens)
-    else:
+    elif rule == "worst-group":
         model.thresholds = Thresholds.worst_group(human_p, human_groups(humans.table), fpr, 0.05, min_tokens)
+    else:  # "by-length": the worst-group rule in each length band
+        model.thresholds = Thresholds.worst_group_by_length(human_p, human_groups(humans.table), humans.n_tokens,
+                                                            fpr, 0.05, min_tokens)
     if novelty:
         train_humans = train.features[train.table["label"].to_numpy() == 0]
         if references is not None:

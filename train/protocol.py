@@ -62,7 +62,7 @@ class Setting:
 
     recipe: str
     novelty: bool = True
-    rule: str = "worst-group"  # or "pooled" (v1)
+    rule: str = "by-length"  # or "worst-group", or "pooled" (v1)
     references: bool = True
 
     @property
@@ -76,21 +76,28 @@ BEFORE = Setting("hgb-all", novelty=False, rule="pooled", references=False)
 
 
 def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
-                  references: FeatureData | None = None) -> pd.DataFrame:
-    """One row per held-out value of `by` (dataset or domain): fit without it, test on all of it."""
+                  references: FeatureData | None = None, extra: FeatureData | None = None) -> pd.DataFrame:
+    """One row per held-out value of `by` (dataset or domain): fit without it, test on all of it.
+
+    `extra` (e.g. the project's own generated machine text) only ever trains: rows of the held-out
+    value are dropped from it, and the test sets stay those of `data`.
+    """
     rows = []
-    split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
+    pool = FeatureData.concat([data, extra]) if extra is not None else data
+    from_data = np.arange(len(pool.table)) < len(data.table)
+    split = train_val_test(pool.table, val=0.2, test=0.0, seed=seed).to_numpy()
     for value in sorted(data.table[by].unique()):
-        held = (data.table[by] == value).to_numpy()
-        test = data.subset(held)
+        held = (pool.table[by] == value).to_numpy()
+        test = pool.subset(held & from_data)
         if test.table["label"].nunique() < 2:
             continue
         with single_openmp_thread():
-            model = fit_detector(data.subset(~held & (split == "train")), data.subset(~held & (split == "val")),
+            model = fit_detector(pool.subset(~held & (split == "train")), pool.subset(~held & (split == "val")),
                                  setting.recipe, seed, references=references if setting.references else None,
                                  novelty=setting.novelty, rule=setting.rule)
             row = held_out_row(model, test)
-        rows.append({"setting": setting.name, "held_out_by": by, "held_out": value, **row})
+        name = setting.name + (" + generated" if extra is not None else "")
+        rows.append({"setting": name, "held_out_by": by, "held_out": value, **row})
     return pd.DataFrame(rows)
 
 
@@ -125,8 +132,10 @@ def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
 
 
 def run_protocol(data: FeatureData, settings: Sequence[Setting], by: Sequence[str] = ("dataset", "domain"),
-                 seed: int = 0, references: FeatureData | None = None) -> pd.DataFrame:
-    return pd.concat([leave_one_out(data, b, s, seed, references) for s in settings for b in by], ignore_index=True)
+                 seed: int = 0, references: FeatureData | None = None,
+                 extra: FeatureData | None = None) -> pd.DataFrame:
+    return pd.concat([leave_one_out(data, b, s, seed, references, extra) for s in settings for b in by],
+                     ignore_index=True)
 
 
 def worst_case(protocol: pd.DataFrame) -> pd.DataFrame:
@@ -149,12 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--novelty", nargs="+", default=["on"], choices=["on", "off"],
                         help="with and/or without the novelty check of machine verdicts")
     parser.add_argument("--before", action="store_true", help="also the v1 setting (hgb-all, pooled threshold)")
+    parser.add_argument("--extra", help="feature table of training-only texts (e.g. detector generate's)")
     args = parser.parse_args(argv)
     data, _ = FeatureData.load(args.features)
     references = FeatureData.load(args.references)[0] if args.references else None
     settings = [Setting(r, novelty=n == "on", references=references is not None)
                 for r in args.recipes for n in args.novelty]
+    extra = FeatureData.load(args.extra)[0] if args.extra else None
     table = run_protocol(data, ([BEFORE] if args.before else []) + settings, args.by, references=references)
+    if extra is not None:
+        table = pd.concat([table, run_protocol(data, settings, args.by, references=references, extra=extra)],
+                          ignore_index=True)
     if args.out:
         table.to_csv(args.out, index=False)
     pd.set_option("display.width", 250)
