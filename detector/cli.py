@@ -108,6 +108,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     given = list(args.paths) + ([args.jsonl] if args.jsonl else [])
     _check_score_outputs(args, given)
     _check_device(args.device)
+    done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
     detector = Detector.load(args.model)
     overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
     if overrides:  # the model was trained with its card's settings; others change the features slightly
@@ -120,7 +121,6 @@ def cmd_score(args: argparse.Namespace) -> int:
               "kept under \"input\"", file=sys.stderr)
     skipped = 0
     if args.resume:
-        done, torn = prepare_resume(args.output)
         done_keys = set().union(*(inputs.source_keys(s) for s in done)) if done else set()
         if torn:
             print(f"detector: {printable(args.output)}: dropped a cut-off last line (that input is scored again)",

@@ -16,6 +16,8 @@ from typing import TextIO
 
 from detector.errors import UserError, printable
 
+RECORD_START = b'{"source": '  # how report.record's JSON lines begin
+
 
 class OutputError(UserError):
     """An output path that would overwrite or clobber something the user has."""
@@ -110,9 +112,13 @@ def prepare_resume(path: str | Path) -> tuple[set[str], bool]:
         return done, False
     keep = 0  # bytes of complete lines
     torn = False
+    foreign = OutputError(f"--resume: {printable(str(path))} is not the detector's JSONL output; not appending "
+                          "to (or cutting) a file the detector did not write")
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
+        for line in handle:
             if not line.endswith(b"\n"):
+                if not line.startswith(RECORD_START):  # a fragment of ours starts like every record
+                    raise foreign
                 torn = True
                 break
             keep += len(line)
@@ -123,8 +129,7 @@ def prepare_resume(path: str | Path) -> tuple[set[str], bool]:
             except (ValueError, RecursionError):
                 record = None
             if not isinstance(record, dict) or not isinstance(record.get("source"), str):
-                raise OutputError(f"--resume: {printable(str(path))} line {number} is not a detector record; "
-                                  "not appending to a file the detector did not write")
+                raise foreign
             done.add(record["source"])
     if torn:
         with path.open("r+b") as handle:
