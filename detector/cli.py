@@ -49,7 +49,8 @@ def _check_device(device: str | None) -> None:
     import torch
 
     try:
-        kind = torch.device(device).type
+        parsed = torch.device(device)
+        kind = parsed.type
     except (RuntimeError, TypeError, ValueError):
         raise UsageError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:0, mps)") from None
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
@@ -57,6 +58,8 @@ def _check_device(device: str | None) -> None:
     if not available.get(kind, False):
         raise UsageError(f"--device {device!r}: no such device on this machine (available: "
                          + ", ".join(k for k, ok in available.items() if ok) + ")")
+    if kind == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
