@@ -10,8 +10,6 @@ for the training commands), so `detector score` works with the package alone.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
 import signal
@@ -44,35 +42,58 @@ def _quiet_libraries() -> None:
 # ----------------------------------------------------------------------------------------- score
 
 
-def _resolve(path: str) -> Path | None:
-    return None if path == "-" else Path(path).resolve()
-
-
-def _check_output(output: str | None, inputs: list[str], resume: bool) -> None:
-    if output is None:
-        if resume:
-            raise UsageError("--resume needs --output FILE (the file to continue)")
+def _check_device(device: str | None) -> None:
+    """A bad --device is a usage error now, not a traceback after the model has loaded."""
+    if device is None:
         return
-    target = Path(output).resolve()
-    for raw in inputs:
-        given = _resolve(raw)
-        if given is None:
+    import torch
+
+    try:
+        parsed = torch.device(device)
+        kind = parsed.type
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:0, mps)") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+        raise UsageError(f"--device {device!r}: no such device on this machine (available: "
+                         + ", ".join(k for k, ok in available.items() if ok) + ")")
+    if kind == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
+    """Every output refused before any model or LM work if it would overwrite something."""
+    from detector.outputs import check_distinct, check_output
+
+    if args.resume:
+        if not args.output:
+            raise UsageError("--resume needs --output FILE (the file to continue)")
+        if args.format != "jsonl":
+            raise UsageError("--resume works with --format jsonl")
+    check_distinct({"--output": args.output, "--html": args.html})
+    if args.output:
+        check_output(args.output, "--output", given, append=args.resume)
+    if args.html:
+        check_output(args.html, "--html", given)
+
+
+def _read_items(args: argparse.Namespace) -> list:
+    from detector import inputs
+
+    items = list(inputs.iter_paths(args.paths))
+    if args.jsonl:
+        records = list(inputs.iter_jsonl(args.jsonl, args.text_field))
+        if not records:
+            raise UsageError(f"{args.jsonl}: no JSON lines to score (the file is empty or blank)")
+        items += records
+    unique, seen = [], set()
+    for item in items:  # the same file named twice (a.txt ./a.txt, or a file and its folder) is scored once
+        if item.key and item.key in seen:
             continue
-        if target == given or (given.is_dir() and given in target.parents):
-            raise UsageError(f"--output {output} would write inside the input {raw}; choose another file")
-    if target.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file name")
-
-
-def _done_sources(output: str) -> set[str]:
-    """Sources already in a JSONL output (for --resume); a torn last line is ignored."""
-    done = set()
-    path = Path(output)
-    if path.exists():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            with contextlib.suppress(json.JSONDecodeError, AttributeError):
-                done.add(json.loads(line)["source"])
-    return done
+        seen.add(item.key)
+        unique.append(item)
+    return unique
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -80,13 +101,17 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from detector import inputs, report
     from detector.detector import Detector
+    from detector.errors import printable
+    from detector.outputs import open_new, prepare_resume
 
     if not args.paths and not args.jsonl:
         raise UsageError("nothing to score: give PATH... (files, folders, - for stdin) or --jsonl FILE")
+    if args.jsonl == "-" and "-" in args.paths:
+        raise UsageError("stdin (-) can be read once: as a PATH or as --jsonl -, not both")
     given = list(args.paths) + ([args.jsonl] if args.jsonl else [])
-    _check_output(args.output, given, args.resume)
-    if args.resume and args.format != "jsonl":
-        raise UsageError("--resume works with --format jsonl")
+    _check_score_outputs(args, given)
+    _check_device(args.device)
+    done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
     detector = Detector.load(args.model)
     overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
     if overrides:  # the model was trained with its card's settings; others change the features slightly
@@ -97,23 +122,38 @@ def cmd_score(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         detector.model.extractor.set_params(**overrides)
 
-    items = list(inputs.iter_paths(args.paths))
-    if args.jsonl:
-        items += list(inputs.iter_jsonl(args.jsonl, args.text_field))
-    skip = _done_sources(args.output) if args.resume else set()
-    items = [item for item in items if item.source not in skip]
+    items = _read_items(args)
+    clashes = sorted(set().union(*(report.clashing_fields(item) for item in items)))
+    if clashes:
+        print(f"detector: warning: input records have fields named like output fields ({', '.join(clashes)}); "
+              "kept under \"input\"", file=sys.stderr)
+    skipped = 0
+    if args.resume:
+        done_keys = set().union(*(inputs.source_keys(s) for s in done)) if done else set()
+        if torn:
+            print(f"detector: {printable(args.output)}: dropped a cut-off last line (that input is scored again)",
+                  file=sys.stderr)
+        before = len(items)
+        items = [item for item in items if not (item.key and item.key in done_keys)]
+        skipped = before - len(items)
 
-    stream = open(args.output, "a" if args.resume else "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     streaming = args.format == "jsonl"  # written as scored: an interrupted run keeps what it has
+    if not args.output:
+        stream = sys.stdout
+    elif args.resume:
+        stream = open(args.output, "a", encoding="utf-8")  # noqa: SIM115
+    else:
+        stream = open_new(args.output, "--output")
     records, failed = [], 0
     good = [item for item in items if item.error is None]
     bar = tqdm(total=len(good), unit="text", desc="scoring", disable=len(good) < 2 or args.quiet)
     analyses_for_html = []
+    finished = False
     try:
         for item in items:
             if item.error is not None:
                 failed += 1
-                print(f"detector: {item.source}: {item.error}", file=sys.stderr)
+                print(f"detector: {printable(item.source)}: {printable(item.error)}", file=sys.stderr)
                 rec = report.record(item, None)
                 records.append(rec)
                 if streaming:
@@ -129,25 +169,32 @@ def cmd_score(args: argparse.Namespace) -> int:
             if streaming:
                 report.write_jsonl(batch_records, stream)
             bar.update(len(batch))
+        if not streaming:
+            (report.write_json if args.format == "json" else report.write_table)(records, stream)
+        finished = True
     except KeyboardInterrupt:
         bar.close()
-        where = f"; {args.output} keeps what was scored, continue with --resume" if args.output else ""
+        keep = streaming and args.output
+        where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if keep else ""
         print(f"detector: interrupted{where}", file=sys.stderr)
         return 130
     finally:
         bar.close()
         if stream is not sys.stdout:
             stream.close()
-    if not streaming:
-        with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
-            (report.write_json if args.format == "json" else report.write_table)(records, out)
+            if not finished and not streaming:  # an empty file of ours would block the next run
+                Path(args.output).unlink(missing_ok=True)
     if args.html:
         from detector.html_report import write_html
 
-        write_html(analyses_for_html, detector.model, args.html, tokens=args.html_tokens)
-        print(f"detector: wrote {args.html}", file=sys.stderr)
-    if skip:
-        print(f"detector: resumed, {len(skip)} already scored in {args.output}", file=sys.stderr)
+        try:
+            write_html(analyses_for_html, detector.model, args.html, tokens=args.html_tokens)
+        except OSError as err:  # checked at the start; only a file created meanwhile gets here
+            raise UsageError(f"--html {args.html}: not written ({err.strerror or err})") from err
+        print(f"detector: wrote {printable(args.html)}", file=sys.stderr)
+    if args.resume:
+        print(f"detector: resumed: {skipped} of {skipped + len(items)} inputs were already in "
+              f"{printable(args.output)}; scored the other {len(items)}", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -163,8 +210,28 @@ def cmd_features(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2); sub-commands inherit it."""
+
+    def error(self, message: str):
+        from detector.errors import printable
+
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="detector",
         description="Score how likely texts are machine-generated (offline, small LM + calibrated classifier).",
         epilog="Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
@@ -182,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--explain", action="store_true", help="per-sentence scores and top features")
     score.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     score.add_argument("--html-tokens", action="store_true", help="colour tokens by LM rank (GLTR) in the HTML report")
-    score.add_argument("--batch-size", type=int, default=16, help="texts per LM call (default 16)")
+    score.add_argument("--batch-size", type=positive_int, default=16, help="texts per LM call (default 16)")
     score.add_argument("--device", help="torch device for the LM (default: the model's, cpu)")
     score.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                        help="LM precision (default: the model's, float32; bfloat16 is ~1.6x faster on CPU)")
@@ -206,15 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
-    from detector.errors import UserError
+    from detector.errors import UserError, printable
 
     try:
         return args.func(args)
-    except UsageError as err:
-        print(f"detector: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except UserError as err:
-        print(f"detector: error: {err}", file=sys.stderr)
+    except (UsageError, UserError) as err:
+        print(f"detector: error: {printable(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("detector: interrupted", file=sys.stderr)

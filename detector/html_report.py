@@ -107,5 +107,6 @@ def write_html(scored: Sequence[tuple[Item, Analysis, Result]], model: DetectorM
             f"<style>{_CSS}</style></head><body><h1>Machine-generated text report</h1>{_legend(tokens)}"
             f"{docs}</body></html>")
     path = Path(path)
-    path.write_text(page, encoding="utf-8")
+    with open(path, "x", encoding="utf-8") as f:  # "x": a report never replaces an existing file
+        f.write(page)
     return path

@@ -1,20 +1,28 @@
 """What the user gives -> items to score: files, folders, stdin, JSONL records.
 
 Every problem becomes an item with an `error` (one line), never an exception, so one bad file in a
-batch is reported and the rest are still scored. Inputs are only ever read.
+batch is reported and the rest are still scored. Inputs are only ever read, and never more than a
+bounded prefix at a time: 256 KiB of a file or of stdin, one line (at most 16 MiB) of a JSONL file.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_BYTES = 256 * 1024  # texts are scored on a bounded prefix; the LM reads at most max_tokens anyway
+MAX_LINE = 16 * 1024 * 1024  # a JSONL line longer than this is skipped (JSON escapes inflate text ~6x)
 _SNIFF = 8192
+# Longest BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 @dataclass
@@ -24,6 +32,7 @@ class Item:
     error: str | None = None
     note: str | None = None  # e.g. "scored on the first 256 KiB of 50 MiB"
     fields: dict = field(default_factory=dict)  # JSONL fields other than the text, passed through
+    key: str = ""  # the source with its path resolved: how --resume recognises an input however spelled
 
 
 def _size(n: int) -> str:
@@ -34,51 +43,109 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def decode(raw: bytes, source: str, total: int | None = None) -> Item:
-    """Bytes -> an Item: refuses binary and non-UTF-8 data, notes truncation, rejects empty text."""
-    if b"\x00" in raw[:_SNIFF]:
-        return Item(source, error="binary file, skipped")
-    truncated = total is not None and total > len(raw)
+def sniff_bom(raw: bytes) -> str | None:
+    """The encoding a byte-order mark announces (utf-8-sig, utf-16, utf-32), or None."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return encoding
+    return None
+
+
+def _decode_bom(raw: bytes, encoding: str, truncated: bool) -> str:
+    """Decode BOM-marked UTF-16/32 text; a cut inside a character or surrogate pair is dropped."""
+    unit = 4 if encoding == "utf-32" else 2
+    if truncated:
+        raw = raw[: len(raw) - len(raw) % unit]
     try:
-        text = raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        if truncated and err.start >= len(raw) - 3:  # the cut fell inside a multi-byte character
-            text = raw[: err.start].decode("utf-8")
-        else:
-            return Item(source, error=f"not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at offset "
-                                      f"{err.start}); convert it to UTF-8")
-    text = text.removeprefix("\ufeff")
+        if truncated and err.start >= len(raw) - 2 * unit:
+            return raw[: err.start].decode(encoding)
+        raise
+
+
+def decode(raw: bytes, source: str, total: int | None = None, truncated: bool | None = None) -> Item:
+    """Bytes -> an Item: honours a BOM, refuses binary and undecodable data, notes truncation.
+
+    `total` is the full size when known; `truncated` says so when it is not (stdin).
+    """
+    if truncated is None:
+        truncated = total is not None and total > len(raw)
+    encoding = sniff_bom(raw)
+    if encoding in ("utf-16", "utf-32"):
+        try:
+            text = _decode_bom(raw, encoding, truncated)
+        except UnicodeDecodeError as err:
+            return Item(source, error=f"not valid {encoding.upper()} text (bad data at offset {err.start}); "
+                                      "convert it to UTF-8")
+        if "\x00" in text:
+            return Item(source, error="binary file, skipped")
+    else:
+        if b"\x00" in raw[:_SNIFF]:
+            return Item(source, error="binary file, skipped")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if truncated and err.start >= len(raw) - 3:  # the cut fell inside a multi-byte character
+                text = raw[: err.start].decode("utf-8", errors="replace")
+            else:
+                return Item(source, error=f"not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at offset "
+                                          f"{err.start}); convert it to UTF-8")
+        text = text.removeprefix("\ufeff")
     if not text:
         return Item(source, error="empty file")
     if not text.strip():
         return Item(source, error="whitespace only, nothing to score")
-    note = f"scored on the first {_size(len(raw))} of {_size(total)}" if truncated else None
+    note = None
+    if truncated:
+        of = f"of {_size(total)}" if total is not None else "(the rest was not read)"
+        note = f"scored on the first {_size(len(raw))} {of}"
     return Item(source, text=text, note=note)
 
 
 def read_file(path: Path) -> Item:
     source = str(path)
     if path.exists() and not path.is_file():  # a FIFO or device would block or never end
-        return Item(source, error="not a regular file, skipped")
+        return Item(source, error="not a regular file, skipped", key=_key(path))
     try:
         total = path.stat().st_size
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES)
     except PermissionError:
-        return Item(source, error="permission denied")
+        item = Item(source, error="permission denied")
     except FileNotFoundError:
-        return Item(source, error="no such file or folder")
+        item = Item(source, error="no such file or folder")
     except IsADirectoryError:
-        return Item(source, error="is a folder")
+        item = Item(source, error="is a folder")
     except OSError as err:
-        return Item(source, error=f"cannot read: {err.strerror or err}")
-    return decode(raw, source, total)
+        item = Item(source, error=f"cannot read: {err.strerror or err}")
+    else:
+        item = decode(raw, source, total)
+    item.key = _key(path)
+    return item
 
 
 def read_stdin() -> Item:
-    raw = sys.stdin.buffer.read(MAX_BYTES)
-    extra = len(sys.stdin.buffer.read()) if len(raw) == MAX_BYTES else 0
-    return decode(raw, "-", len(raw) + extra)
+    """At most MAX_BYTES of stdin: the rest is never read into memory (a pipe may be endless)."""
+    stream = sys.stdin.buffer
+    raw = stream.read(MAX_BYTES)
+    more = len(raw) == MAX_BYTES and bool(stream.read(1))
+    item = decode(raw, "-", truncated=more)
+    item.key = "-"
+    return item
+
+
+def _key(path: Path | str) -> str:
+    return "-" if str(path) == "-" else str(Path(path).resolve())
+
+
+def source_keys(source: str) -> set[str]:
+    """The keys an output record's `source` may stand for (a file, or FILE:LINE of a JSONL file)."""
+    keys = {_key(source)}
+    head, sep, tail = source.rpartition(":")
+    if sep and head and tail.isdigit():
+        keys.add(f"{_key(head)}:{tail}")
+    return keys
 
 
 def _folder_files(folder: Path) -> Iterator[Path]:
@@ -98,59 +165,152 @@ def iter_paths(paths: list[str]) -> Iterator[Item]:
         path = Path(raw)
         if path.is_dir():
             if not os.access(path, os.R_OK | os.X_OK):
-                yield Item(raw, error="permission denied (folder)")
+                yield Item(raw, error="permission denied (folder)", key=_key(path))
                 continue
             found = False
             for file in _folder_files(path):
                 found = True
                 yield read_file(file)
             if not found:
-                yield Item(raw, error="folder holds no files")
+                yield Item(raw, error="folder holds no files", key=_key(path))
         elif path.exists():
             yield read_file(path)
         else:
-            yield Item(raw, error="no such file or folder")
+            yield Item(raw, error="no such file or folder", key=_key(path))
+
+
+def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """Lines of a binary stream, each read with a bound; None for a line over MAX_LINE (skipped)."""
+    while True:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line without holding it
+                rest = handle.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+            continue
+        yield line
+
+
+def _text_lines(handle: BinaryIO, first: bytes) -> Iterator[bytes | str | None]:
+    """Lines as bytes (UTF-8 files, decoded one by one) or as str (a UTF-16/32 file with a BOM)."""
+    encoding = sniff_bom(first)
+    if encoding in ("utf-16", "utf-32"):
+        wrapper = io.TextIOWrapper(io.BufferedReader(_Prefixed(first, handle)), encoding=encoding, newline="\n")
+        try:
+            while line := wrapper.readline(MAX_LINE + 1):
+                yield line
+        except UnicodeDecodeError:
+            yield None
+        return
+    yield from _lines(io.BufferedReader(_Prefixed(first, handle)))
+
+
+class _Prefixed(io.RawIOBase):
+    """A binary stream with some already-read bytes put back in front (the BOM sniff)."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO):
+        self._prefix, self._stream = prefix, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n], self._prefix = self._prefix[:n], self._prefix[n:]
+            return n
+        read = getattr(self._stream, "read1", self._stream.read)  # a pipe: what is there, no waiting
+        data = read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def clean_text(text: str) -> tuple[str, str | None]:
+    """A JSON string as scorable text: NULs dropped, lone surrogates (\\ud800) replaced; with a note."""
+    notes = []
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+        notes.append("NUL characters removed")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", errors="replace")
+        notes.append("unpaired surrogates replaced")
+    return text, "; ".join(notes) or None
+
+
+def _json_type(value) -> str:
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def record_item(line: bytes | str | None, source: str, key: str, text_field: str) -> Item | None:
+    """One JSONL line -> an Item (None for a blank line); every problem is that line's error."""
+    if line is None:
+        return Item(source, error=f"line longer than {_size(MAX_LINE)} or undecodable, skipped", key=key)
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return Item(source, error=f"not UTF-8 text (invalid byte 0x{line[err.start]:02x} at column "
+                                      f"{err.start + 1}); convert the file to UTF-8", key=key)
+    line = line.removeprefix("\ufeff")
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        return Item(source, error=f"not valid JSON ({err.msg} at character {err.pos + 1})", key=key)
+    except RecursionError:
+        return Item(source, error="not usable JSON (nested too deeply)", key=key)
+    except ValueError as err:  # e.g. an integer too long to convert
+        return Item(source, error=f"not usable JSON ({str(err).splitlines()[0][:80]})", key=key)
+    if not isinstance(record, dict):
+        return Item(source, error=f"not a JSON object ({_json_type(record)})", key=key)
+    fields = {k: v for k, v in record.items() if k != text_field}
+    text = record.get(text_field)
+    if not isinstance(text, str):
+        what = "missing" if text_field not in record else f"{_json_type(text)}, not a string"
+        return Item(source, error=f"no string field {text_field!r} ({what})", fields=fields, key=key)
+    text, cleaned = clean_text(text)
+    if not text.strip():
+        return Item(source, error="empty text", fields=fields, key=key)
+    encoded = text.encode("utf-8")
+    item = decode(encoded[:MAX_BYTES], source, len(encoded))  # NULs are gone, so never "binary"
+    item.fields, item.key = fields, key
+    item.note = "; ".join(n for n in (item.note, cleaned) if n) or None
+    return item
 
 
 def iter_jsonl(path: str, text_field: str = "text") -> Iterator[Item]:
-    """One Item per line of a JSONL file; other fields are kept and passed through."""
+    """One Item per non-blank line of a JSONL file (or '-'), read in bytes and one line at a time.
+
+    Each line is decoded and parsed on its own, so a bad byte, bad JSON or a record nested too deep is
+    that line's error, with its true line number, and the other lines are still scored.
+    """
+    base = _key(path)
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="strict")  # noqa: SIM115
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
-        yield Item(path, error="no such file")
+        yield Item(path, error="no such file", key=base)
         return
-    except (PermissionError, IsADirectoryError) as err:
-        yield Item(path, error=f"cannot open: {err.strerror}")
+    except OSError as err:
+        yield Item(path, error=f"cannot open: {err.strerror or err}", key=base)
         return
-    with handle:
+    try:
+        first = handle.read(4)
         line_no = 0
-        while True:
-            source = f"{path}:{line_no + 1}"
-            try:
-                line = handle.readline()
-            except UnicodeDecodeError:
-                yield Item(source, error="not UTF-8 text; convert the file to UTF-8")
-                return
-            if not line:
-                return
+        for line in _text_lines(handle, first):
             line_no += 1
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield Item(source, error=f"not valid JSON ({err.msg})")
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                yield Item(source, error=f"no string field {text_field!r}",
-                           fields=record if isinstance(record, dict) else {})
-                continue
-            fields = {k: v for k, v in record.items() if k != text_field}
-            text = record[text_field]
-            if not text.strip():
-                yield Item(source, error="empty text", fields=fields)
-            else:
-                encoded = text.encode("utf-8", "surrogatepass")
-                item = decode(encoded[:MAX_BYTES], source, len(encoded))
-                item.fields = fields
+            item = record_item(line, f"{path}:{line_no}", f"{base}:{line_no}", text_field)
+            if item is not None:
                 yield item
+    except OSError as err:  # e.g. EISDIR on read, or an I/O error mid-file
+        yield Item(f"{path}:{line_no + 1}", error=f"cannot read: {err.strerror or err}", key=f"{base}:{line_no + 1}")
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()

@@ -26,9 +26,18 @@ MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
 DEFAULT_MODEL_DIR = Path(str(resources.files("detector") / "default_model"))
 
-# Types a model file may contain; anything else is refused before it is built.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-_TRUSTED_TYPES = {"detector.features.FeatureExtractor"}
+# The exact types, beyond those skops trusts itself, that the shipped model and models trained by
+# train/fit.py (logreg, hgb, rf) contain, as `skops.io.get_untrusted_types` names them. Exact names,
+# no prefixes: a prefix like "builtins." would let a file call builtins.exec while loading. Anything
+# else is refused before a single object is built.
+TRUSTED_TYPES = frozenset({
+    "detector.features.FeatureExtractor",
+    "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
+    "sklearn.tree._tree.Tree",  # rf
+})
 
 
 def single_openmp_thread():
@@ -165,24 +174,55 @@ class DetectorModel:
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_MODEL_DIR) -> DetectorModel:
-        import skops.io as sio
-
+        """Load a model folder; any problem (missing file, broken card, foreign types) is a ModelError."""
         folder = Path(folder)
         if folder.is_file():
             folder = folder.parent
         model_file, card_file = folder / MODEL_FILE, folder / CARD_FILE
-        if not model_file.exists() or not card_file.exists():
+        if not model_file.is_file() or not card_file.is_file():
             raise ModelError(f"{folder}: not a detector model (needs {MODEL_FILE} and {CARD_FILE})")
-        card = json.loads(card_file.read_text())
+        card = _read_card(card_file)
         if card.get("feature_version") != FEATURE_VERSION:
             raise ModelError(f"{folder}: model built with feature version {card.get('feature_version')}, "
                              f"this detector computes version {FEATURE_VERSION}: retrain it")
+        try:
+            thresholds = Thresholds(**card["thresholds"])
+        except (KeyError, TypeError) as err:
+            raise ModelError(f"{card_file}: broken model card (thresholds: {err})") from err
+        pipeline = _load_pipeline(model_file)
+        if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
+            raise ModelError(f"{model_file}: not a detector pipeline ({type(pipeline).__name__})")
+        return cls(pipeline, thresholds, card, Novelty.load(folder))
+
+
+def _read_card(card_file: Path) -> dict:
+    try:
+        card = json.loads(card_file.read_bytes())
+    except (OSError, ValueError, RecursionError) as err:  # ValueError covers JSON and decoding errors
+        raise ModelError(f"{card_file}: broken model card ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120] if str(err) else ''})") from err
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_file}: broken model card (not a JSON object)")
+    return card
+
+
+def _load_pipeline(model_file: Path):
+    """skops load that builds only allow-listed types; checked before anything is constructed."""
+    import skops.io as sio
+
+    try:
         untrusted = sio.get_untrusted_types(file=model_file)
-        refused = [t for t in untrusted if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_TYPES)]
-        if refused:
-            raise ModelError(f"{model_file}: refusing to load unexpected types: {', '.join(refused)}")
-        pipeline = sio.load(model_file, trusted=untrusted)
-        return cls(pipeline, Thresholds(**card["thresholds"]), card, Novelty.load(folder))
+    except Exception as err:  # zipfile, JSON, schema errors: the file is not a skops dump we can read
+        raise ModelError(f"{model_file}: not a readable skops model file ({type(err).__name__})") from err
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise ModelError(f"{model_file}: refusing to load types outside the allow-list: "
+                         f"{', '.join(refused)[:300]} (see README, trusted sources)")
+    try:
+        return sio.load(model_file, trusted=untrusted)
+    except Exception as err:  # a damaged but well-typed file fails while building
+        raise ModelError(f"{model_file}: cannot load the model ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120] if str(err) else ''})") from err
 
 
 def _json_default(value):

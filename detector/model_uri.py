@@ -17,10 +17,36 @@ def load_model(location: str) -> DetectorModel:
     raise ModelError(f"{location}: no such model folder (nor an mlflow URI like models:/NAME/1)")
 
 
+# mlflow's own default when nothing is configured; also what `detector train` uses.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def _tracking_uri_for(uri: str) -> str | None:
+    """The tracking store a models:/ or runs:/ URI is looked up in; None for plain artifact URIs.
+
+    mlflow creates a sqlite store on first contact, so an empty mlflow.db would appear in the current
+    folder just to say the model does not exist: a store that is not there is refused instead.
+    """
+    import os
+
+    if not uri.startswith(("models:/", "runs:/")):
+        return None
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if tracking.startswith("sqlite:///"):
+        db = Path(tracking.removeprefix("sqlite:///"))
+        if not db.is_file():
+            where = "" if os.environ.get("MLFLOW_TRACKING_URI") else " (set MLFLOW_TRACKING_URI to your store)"
+            raise ModelError(f"{uri}: no mlflow tracking store at {tracking}{where}")
+    return tracking
+
+
 def _download(uri: str) -> Path:
     import mlflow
 
+    tracking = _tracking_uri_for(uri)
     try:
+        if tracking is not None:
+            mlflow.set_tracking_uri(tracking)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as err:  # mlflow raises several types for unknown models and unreachable servers
         raise ModelError(f"{uri}: cannot fetch the model ({str(err).splitlines()[0][:200]})") from err

@@ -12,6 +12,23 @@ from detector.errors import UserError
 EXIT_OK = 0
 
 
+def _cv_folds(value: str) -> int:
+    k = int(value) if value.lstrip("-").isdigit() else None
+    if k is None or k < 0 or k == 1:
+        raise argparse.ArgumentTypeError(f"needs 0 (no CV) or 2 or more folds, not {value!r}")
+    return k
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate < 1:
+        raise argparse.ArgumentTypeError(f"needs a rate between 0 and 1, not {value!r}")
+    return rate
+
+
 def _label_map(pairs: list[str]) -> dict[str, int]:
     out = {}
     for pair in pairs or []:
@@ -40,9 +57,22 @@ def _print_table(title: str, frame: pd.DataFrame) -> None:
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def _data_inputs(args: argparse.Namespace) -> list[str]:
+    """The files a command reads (data specs that exist locally, the manifest, the model folder)."""
+    from pathlib import Path
+
+    given = [*(args.data or []), *([args.manifest] if args.manifest else [])]
+    if getattr(args, "model", None):
+        given.append(args.model)
+    return [g for g in given if Path(g).exists()]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from detector.outputs import check_output
     from train.run import train_run
 
+    if args.output:  # before the LM pass: a model folder never replaces the user's files
+        check_output(args.output, "--output", _data_inputs(args), folder=True)
     table = _load_table(args)
     print(f"training on {len(table)} texts ({int(table['label'].sum())} machine)", file=sys.stderr)
     result = train_run(
@@ -68,9 +98,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.detector import Detector
-    from train.evaluate import evaluate_model, evaluation_plots
+    from detector.outputs import check_distinct, check_output, open_new
+    from train.evaluate import check_plots_folder, evaluate_model, evaluation_plots
     from train.fit import FeatureData
 
+    given = _data_inputs(args)
+    if args.output:  # before any model or LM work: the metric table never replaces a file
+        check_output(args.output, "--output", given)
+    if args.plots:
+        check_distinct({"--output": args.output, "--plots": args.plots})
+        check_plots_folder(args.plots, given)
     detector = Detector.load(args.model)
     table = _load_table(args)
     data = FeatureData.compute(table, detector.model.extractor.set_params(progress=True))
@@ -80,7 +117,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         written = evaluation_plots(detector.model, data, p, args.plots)
         print(f"\nplots: {', '.join(str(p) for p in written.values())}")
     if args.output:
-        metric_table.to_csv(args.output, index=False)
+        with open_new(args.output, "--output") as out:
+            metric_table.to_csv(out, index=False)
     return EXIT_OK
 
 
@@ -118,6 +156,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
+    from detector.cli import positive_int
     from train.recipes import ALIASES, RECIPES
 
     train = sub.add_parser("train", help="train a detector on labelled data, tracked in mlflow")
@@ -126,11 +165,12 @@ def add_commands(sub) -> None:
                        help="recipe: features + classifier (see train/recipes.py; default hgb = hgb-all)")
     train.add_argument("--holdout-by", nargs="*", choices=("generator", "domain"),
                        help="also train without each generator/domain and test on it")
-    train.add_argument("--cv", type=int, default=0, metavar="K", help="grouped K-fold CV on the train split")
-    train.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for the verdict threshold")
+    train.add_argument("--cv", type=_cv_folds, default=0, metavar="K", help="grouped K-fold CV on the train split")
+    train.add_argument("--fpr", type=_rate, default=0.01, help="false-positive rate for the verdict threshold")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
-    train.add_argument("--max-tokens", type=int, default=512, help="tokens of each text the LM reads (default 512)")
+    train.add_argument("--max-tokens", type=positive_int, default=512,
+                       help="tokens of each text the LM reads (default 512)")
     train.add_argument("--output", metavar="DIR", help="also save the model folder here")
     train.add_argument("--tracking-uri", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     train.add_argument("--experiment", default="detector")

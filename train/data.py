@@ -7,6 +7,7 @@ names are mapped with `text_column` / `label_column` and label values with `labe
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -25,8 +26,38 @@ _TRUE_LABELS = {"1", "machine", "ai", "generated", "fake", "true", "yes"}
 _FALSE_LABELS = {"0", "human", "real", "false", "no"}
 
 
+# Suffixes that mark a spec as a file name (a typo in one must not go to the hub).
+_FILE_SUFFIXES = {*_LOADERS, ".txt", ".tsv", ".gz", ".bz2", ".xz", ".zst", ".zip", ".arrow", ".ndjson", ".xlsx"}
+
+
 class DataError(UserError):
     """A dataset cannot be used as given; the message says why, in one line."""
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when a spec that does not exist was meant as a local path, not a hub dataset id.
+
+    A file suffix (.jsonl, .csv, ...), an explicit ./ ../ / ~ start or a backslash, or a first
+    folder that exists here (data/typo) all say "path": such a spec is never sent to the hub.
+    """
+    if spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or spec in (".", ".."):
+        return True
+    name = spec.partition(":")[0] if re.fullmatch(r"[^:]+:\w+", spec) else spec
+    if Path(name).suffix.lower() in _FILE_SUFFIXES or Path(spec).suffix.lower() in _FILE_SUFFIXES:
+        return True
+    return "/" in spec and Path(spec.split("/")[0]).exists()
+
+
+def _missing(spec: str) -> DataError:
+    """No such local path, with the nearest existing names as a hint."""
+    path = Path(spec).expanduser()
+    folder = path.parent if path.parent.is_dir() else None
+    hint = ""
+    if folder is not None:
+        close = difflib.get_close_matches(path.name, [p.name for p in folder.iterdir()], n=2, cutoff=0.75)
+        if close:
+            hint = f" (did you mean {' or '.join(str(folder / c) for c in close)}?)"
+    return DataError(f"{spec}: no such file or folder{hint}")
 
 
 def _files_of(spec: str) -> list[Path]:
@@ -57,8 +88,8 @@ def _read(spec: str) -> pd.DataFrame:
             frame["dataset"] = frame["dataset"] if "dataset" in frame else file.stem
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
-    if re.fullmatch(r"[\w.-]+(/[\w.-]+)?(:\w+)?", spec) is None:
-        raise DataError(f"{spec}: no such file or folder")
+    if looks_like_path(spec) or re.fullmatch(r"[\w.-]+(/[\w.-]+)?(:\w+)?", spec) is None:
+        raise _missing(spec)
     name, _, split = spec.partition(":")
     try:
         ds = datasets.load_dataset(name, split=split or "train")
@@ -68,6 +99,24 @@ def _read(spec: str) -> pd.DataFrame:
     frame = ds.to_pandas()
     frame["dataset"] = name.split("/")[-1]
     return frame
+
+
+def _is_missing(value) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays and other non-scalars are "present" (and then unmappable)
+        return False
+
+
+def _texts(column: pd.Series, spec: str, text_column: str) -> pd.Series:
+    """The text column as str; a null or non-string text is a DataError naming the first bad row."""
+    bad = [i for i, v in enumerate(column) if not isinstance(v, str)]
+    if bad:
+        value = column.iloc[bad[0]]
+        what = "null" if _is_missing(value) else f"a {type(value).__name__}, not text"
+        raise DataError(f"{spec}: {len(bad)} row(s) have no usable {text_column!r} (row {bad[0] + 1} is {what}); "
+                        "fix or remove them")
+    return column
 
 
 def map_labels(values: pd.Series, label_map: Mapping[str, int] | None = None) -> pd.Series:
@@ -82,8 +131,11 @@ def map_labels(values: pd.Series, label_map: Mapping[str, int] | None = None) ->
             return 0
         return None
 
-    mapped = values.map(one)
-    bad = sorted({str(v) for v, m in zip(values, mapped, strict=True) if m is None})
+    mapped = values.map(lambda v: None if _is_missing(v) else one(v))
+    if mapped.isna().any() and values.map(_is_missing).any():
+        raise DataError(f"{int(values.map(_is_missing).sum())} text(s) have no label (null): "
+                        "label every text 0/human or 1/machine")
+    bad = sorted({str(v) for v, m in zip(values, mapped, strict=True) if pd.isna(m)})
     if bad:
         raise DataError(f"cannot map label value(s) {', '.join(map(repr, bad[:5]))} to human/machine: "
                         "pass --label-map VALUE=0|1")
@@ -102,7 +154,7 @@ def load_spec(
         if column not in frame.columns:
             raise DataError(f"{spec}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
     out = pd.DataFrame({
-        "text": frame[text_column].astype(str),
+        "text": _texts(frame[text_column], spec, text_column),
         "label": map_labels(frame[label_column], label_map),
     })
     for column in ("dataset", "domain", "generator", "attack", "pair_id"):

@@ -31,6 +31,25 @@ def permutation_importance(model: DetectorModel, data: FeatureData, seed: int = 
     return pd.Series(drops).sort_values(ascending=False)
 
 
+PLOT_FILES = ("roc_curve.png", "pr_curve.png", "score_histograms.png", "calibration.png", "confusion_matrix.png",
+              "feature_importance.png", "auroc_by_length.png")
+
+
+def check_plots_folder(folder: str | Path, inputs: list[str]) -> None:
+    """Refuse a --plots folder whose figures would replace files already there (before any work)."""
+    from detector.outputs import OutputError, check_output
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"--plots {folder} is a file; give a folder")
+    if not path.exists():
+        check_output(str(path), "--plots", inputs, folder=True)
+        return
+    taken = [name for name in PLOT_FILES if (path / name).exists()]
+    if taken:
+        raise OutputError(f"--plots {folder} already holds {', '.join(taken[:3])}; give a new or empty folder")
+
+
 def evaluation_plots(model: DetectorModel, data: FeatureData, p: np.ndarray, folder: str | Path,
                      title: str = "") -> dict[str, Path]:
     """ROC, PR, histograms per generator, calibration, confusion, importances, AUROC by length."""
@@ -48,6 +67,7 @@ def evaluation_plots(model: DetectorModel, data: FeatureData, p: np.ndarray, fol
         "feature_importance.png": plots.feature_importances(permutation_importance(model, data)),
         "auroc_by_length.png": plots.metric_by_length(data.n_tokens, y, p),
     }
+    assert tuple(figures) == PLOT_FILES
     return {name: plots.save(fig, folder / name) for name, fig in figures.items()}
 
 

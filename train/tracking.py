@@ -46,6 +46,7 @@ def connect(uri: str | None, experiment: str) -> str:
 
 with warnings.catch_warnings():  # mlflow nags about type hints when the class is defined
     warnings.simplefilter("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None  # mlflow forces "once" inside; restored on exit
 
     class DetectorPyfunc(mlflow.pyfunc.PythonModel):
         """An mlflow model around a saved detector folder: DataFrame with `text` -> p(machine)."""
