@@ -110,3 +110,10 @@ def test_protocol_holds_out_each_dataset():
     before = leave_one_out(data, "dataset", BEFORE)
     summary = worst_case(pd.concat([rows, before]))
     assert len(summary) == 2 and (summary["worst_auroc"] <= summary["mean_auroc"]).all()
+
+
+def test_cli_recipe_names_match_the_recipes():
+    from train.cli import RECIPE_CHOICES
+    from train.recipes import ALIASES
+
+    assert list(RECIPE_CHOICES) == [*ALIASES, *RECIPES]
