@@ -63,7 +63,7 @@ class Setting:
     recipe: str
     novelty: bool = True
     rule: str = "by-length"  # or "worst-group", or "pooled" (v1)
-    references: bool = True
+    references: bool = False  # also set thresholds and novelty on the human reference texts
 
     @property
     def name(self) -> str:
@@ -99,6 +99,22 @@ def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
         name = setting.name + (" + generated" if extra is not None else "")
         rows.append({"setting": name, "held_out_by": by, "held_out": value, **row})
     return pd.DataFrame(rows)
+
+
+def reference_check(data: FeatureData, setting: Setting, references: FeatureData, seed: int = 0) -> pd.DataFrame:
+    """Out-of-domain humans (man pages, package docs) that no fit has seen: the share called `machine`
+    and `uncertain` per domain, by a model fitted on all of `data` (train/val split)."""
+    split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
+    with single_openmp_thread():
+        model = fit_detector(data.subset(split == "train"), data.subset(split == "val"), setting.recipe, seed,
+                             references=references if setting.references else None, novelty=setting.novelty,
+                             rule=setting.rule)
+    said = verdicts(model, references, model.p_machine_from_features(references.features))
+    domains = references.table["domain"].to_numpy()
+    return pd.DataFrame([{"setting": setting.name, "domain": d, "n_human": int((domains == d).sum()),
+                          "human_called_machine": float(np.mean(said[domains == d] == MACHINE)),
+                          "human_uncertain": float(np.mean(said[domains == d] == UNCERTAIN))}
+                         for d in sorted(set(domains))])
 
 
 def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
