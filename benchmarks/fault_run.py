@@ -514,15 +514,15 @@ def probe_table() -> bool:
         env = dict(_env(), DETECTOR_STATS_CACHE=str(cache))
         jsonl_of(tmp, [good(i) for i in range(3)])
         try:
-            done = run(["score", "--jsonl", "in.jsonl", "--format", "jsonl", "-o", "out.jsonl"], cwd=tmp,
+            done = run(["score", "--jsonl", "in.jsonl", "--format", "jsonl", "-o", "out.jsonl", "-q"], cwd=tmp,
                        env=env, drop_caps=drop_caps)
         finally:
             if cleanup:
                 cleanup()
         recs = _records(tmp / "out.jsonl")
         n = sum("verdict" in r for r in recs)
-        warn = [ln for ln in _stderr(done).splitlines() if "stats cache" in ln]
-        return (f"exit {done.returncode}; scored {n} of 3; {len(warn)} warning: {warn[0][9:110] if warn else ''}",
+        warn = [ln.removeprefix("detector: warning: ") for ln in _stderr(done).splitlines() if "stats cache" in ln]
+        return (f"exit {done.returncode}; scored {n} of 3; {len(warn)} warning: {warn[0][:130] if warn else ''}",
                 done.returncode == 0 and n == 3 and len(warn) == 1)
 
     @probe("stats cache corrupted")

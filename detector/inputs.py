@@ -199,12 +199,11 @@ def _text_lines(handle: BinaryIO, first: bytes) -> Iterator[bytes | str | None]:
     """Lines as bytes (UTF-8 files, decoded one by one) or as str (a UTF-16/32 file with a BOM)."""
     encoding = sniff_bom(first)
     if encoding in ("utf-16", "utf-32"):
-        wrapper = io.TextIOWrapper(io.BufferedReader(_Prefixed(first, handle)), encoding=encoding, newline="\n")
-        try:
-            while line := wrapper.readline(MAX_LINE + 1):
-                yield line
-        except UnicodeDecodeError:
-            yield None
+        # Decoded in chunks, so a bad code unit cannot be pinned to its line: it becomes U+FFFD.
+        wrapper = io.TextIOWrapper(io.BufferedReader(_Prefixed(first, handle)), encoding=encoding,
+                                   errors="replace", newline="\n")
+        while line := wrapper.readline(MAX_LINE + 1):
+            yield line
         return
     yield from _lines(io.BufferedReader(_Prefixed(first, handle)))
 
@@ -251,20 +250,21 @@ def _json_type(value) -> str:
 def record_item(line: bytes | str | None, source: str, key: str, text_field: str) -> Item | None:
     """One JSONL line -> an Item (None for a blank line); every problem is that line's error."""
     if line is None:
-        return Item(source, error=f"line longer than {_size(MAX_LINE)} or undecodable, skipped", key=key)
+        return Item(source, error=f"line longer than {_size(MAX_LINE)}, skipped", key=key)
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as err:
             return Item(source, error=f"not UTF-8 text (invalid byte 0x{line[err.start]:02x} at column "
                                       f"{err.start + 1}); convert the file to UTF-8", key=key)
-    line = line.removeprefix("\ufeff")
+    line = line.removeprefix("\ufeff").rstrip("\r\n")
     if not line.strip():
         return None
     try:
-        record = json.loads(line)
+        record = json.loads(line, strict=False)  # raw tabs or newlines inside strings are common: allowed
     except json.JSONDecodeError as err:
-        return Item(source, error=f"not valid JSON ({err.msg} at character {err.pos + 1})", key=key)
+        return Item(source, error=f"not valid JSON ({err.msg.removesuffix(' at')} at character {err.pos + 1})",
+                    key=key)
     except RecursionError:
         return Item(source, error="not usable JSON (nested too deeply)", key=key)
     except ValueError as err:  # e.g. an integer too long to convert
