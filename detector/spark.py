@@ -215,6 +215,7 @@ def local_session(master: str = "local[2]", app_name: str = "detector score-corp
 
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no network needed, nor the warning about it
         root = str(Path(__file__).resolve().parent.parent)
         paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if root not in paths:
