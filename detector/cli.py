@@ -153,9 +153,10 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     """Score a corpus on Spark (pyspark is an optional extra, imported only here)."""
     import time
 
-    if Path(args.output).exists():
+    local = "://" not in args.output  # URIs (hdfs://, s3a://) are checked by Spark itself when writing
+    if local and Path(args.output).exists():
         raise UsageError(f"--output {args.output} exists; choose a new path (it is never overwritten)")
-    if not Path(args.data).exists():
+    if "://" not in args.data and not Path(args.data).exists():
         raise UsageError(f"--data {args.data}: no such file or folder")
     try:
         import pyspark  # noqa: F401
@@ -172,7 +173,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     own = SparkSession.getActiveSession() is None  # a caller's session (e.g. a notebook's) is left running
     spark = local_session(args.master, progress=not args.quiet)
     try:
-        data = read_spec(spark, args.data)
+        data = read_spec(spark, args.data, args.data_format)
         parallel = spark.sparkContext.defaultParallelism
         if args.partitions or data.rdd.getNumPartitions() < parallel:  # a small file is one partition: one core
             data = data.repartition(args.partitions or parallel)
@@ -185,14 +186,22 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     except Exception as err:  # Spark's Java errors are pages long; the first line says what went wrong
         if isinstance(err, (UsageError, UserError)):
             raise
-        raise UsageError(f"score-corpus failed: {(str(err).strip().splitlines() or [type(err).__name__])[0][:300]}"
-                         ) from err
+        raise UsageError(f"score-corpus failed: {_spark_error(err)}") from err
     finally:
         if own:
             spark.stop()
     print(f"detector: wrote {args.output}: {total} rows, {failed} with an error, "
           f"in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _spark_error(err: Exception) -> str:
+    """One line from a Spark error: its own message (Py4J's first line only names the Java call)."""
+    message = err.getMessage() if hasattr(err, "getMessage") else None  # pyspark's captured exceptions
+    if not isinstance(message, str):
+        message = str(err)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -235,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     corpus = sub.add_parser("score-corpus", help="score a JSONL/CSV/Parquet corpus on Spark into Parquet")
     corpus.add_argument("--data", required=True, metavar="SPEC", help="JSONL/CSV/Parquet file or folder")
+    corpus.add_argument("--data-format", choices=("jsonl", "csv", "parquet"),
+                        help="format of --data (default: from the file names' extension)")
     corpus.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     corpus.add_argument("--output", "-o", required=True, metavar="OUT.parquet", help="Parquet folder to write (new)")
     corpus.add_argument("--master", default="local[2]", help="Spark master (default: local[2])")

@@ -9,7 +9,8 @@ added. Scoring runs in `mapInPandas`: each Python worker loads the Detector (and
 keeps it for every later batch and task (`spark.python.worker.reuse`, Spark's default), and texts
 go through the LM in batches of `batch_size`. A row that cannot be scored (null, not a string, empty,
 or a text the LM fails on) carries an `error` and the job goes on. No scoring logic lives here: the
-numbers are `Detector.score`'s.
+numbers are `Detector.score`'s. (`mlflow.pyfunc.spark_udf` over the registered model would give
+p(machine) alone; the verdict, its reason and the token count need the Detector, hence mapInPandas.)
 
 pyspark is an optional extra (`pip install 'mgt-detector[spark]'`) and is imported only by this
 module, never by `import detector`.
@@ -177,7 +178,7 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
     stats_cache : token-statistics cache for the workers: None keeps nothing (a corpus is seen once),
         "default" uses each machine's user cache directory, or a path to a cache file.
     """
-    from pyspark.sql.types import StringType
+    from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
     fields = {field.name: field for field in df.schema.fields}
     if text_column not in fields:
@@ -190,8 +191,10 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
         raise UserError(f"the data already has column(s) {', '.join(taken)}; rename them before scoring")
     if batch_size < 1 or threads < 1:
         raise UserError("batch_size and threads must be at least 1")
-    schema = ", ".join([f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields]
-                       + [f"{name} {kind}" for name, kind in OUTPUT_COLUMNS])
+    kinds = {"double": DoubleType(), "string": StringType(), "int": IntegerType()}
+    # A StructType, not a DDL string: any column name or nested type passes through as it is.
+    added = [StructField(name, kinds[kind], True) for name, kind in OUTPUT_COLUMNS]
+    schema = StructType(list(df.schema.fields) + added)
     location = _model_location(model)
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -233,27 +236,41 @@ def local_session(master: str = "local[2]", app_name: str = "detector score-corp
     return spark
 
 
-def read_spec(spark: SparkSession, spec: str) -> DataFrame:
-    """A JSONL/CSV/Parquet file, or a folder of one of them, as a DataFrame (read by Spark itself)."""
-    path = Path(spec)
-    if not path.exists():
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def read_spec(spark: SparkSession, spec: str, data_format: str | None = None) -> DataFrame:
+    """A JSONL/CSV/Parquet file or folder, local or a URI Spark reads (hdfs://, s3a://, ...), as a DataFrame.
+
+    The format comes from `data_format`, else the file names' extension.
+    """
+    remote = "://" in spec and not spec.startswith("file://")
+    path = Path(spec.removeprefix("file://"))
+    folder = False
+    if remote:
+        suffix = Path(spec.rstrip("/")).suffix.lower()
+    elif not path.exists():
         raise UserError(f"{spec}: no such file or folder")
-    if path.is_dir():
+    elif path.is_dir():
+        folder = True
         suffixes = {p.suffix.lower() for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))}
-        if not suffixes:
+        if not suffixes and data_format is None:
             raise UserError(f"{spec}: folder holds no data files")
-        if len(suffixes) > 1:
+        if len(suffixes) > 1 and data_format is None:
             raise UserError(f"{spec}: mixes {', '.join(sorted(suffixes))} files; give one format per folder")
-        [suffix] = suffixes
+        suffix = next(iter(suffixes), "")
     else:
         suffix = path.suffix.lower()
-    target = str(path.resolve())
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        reader = spark.read.option("mode", "PERMISSIVE")
-        return reader.json(target, recursiveFileLookup=path.is_dir())
-    if suffix == ".csv":
-        reader = spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-        return reader.csv(target, recursiveFileLookup=path.is_dir())
-    if suffix == ".parquet":
-        return spark.read.parquet(target, recursiveFileLookup=path.is_dir())
-    raise UserError(f"{spec}: unknown format {suffix or '(no extension)'}; use .jsonl, .csv or .parquet")
+    kind = data_format or FORMATS.get(suffix)
+    if kind is None:
+        raise UserError(f"{spec}: unknown format {suffix or '(no extension)'}; use .jsonl, .csv or .parquet "
+                        "files (or say which with the data format)")
+    target = spec if remote else str(path.resolve())
+    options = {"recursiveFileLookup": True} if folder or remote else {}
+    if kind == "jsonl":
+        return spark.read.json(target, mode="PERMISSIVE", **options)
+    if kind == "csv":  # texts span lines and hold quotes: RFC 4180 quoting
+        return spark.read.csv(target, header=True, multiLine=True, escape='"', **options)
+    if kind == "parquet":
+        return spark.read.parquet(target, **options)
+    raise UserError(f"unknown data format {kind!r}; use jsonl, csv or parquet")

@@ -119,6 +119,11 @@ def test_score_corpus_cli(spark, corpus, tmp_path, capsys):
     assert "no column 'body'" in err and err.count("\n") == 1
 
     assert main(["score-corpus", "--data", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "y")]) == 2
+    capsys.readouterr()
+    # Spark's own failure (here: a file system it does not know) is one line too, not a Java stack trace.
+    assert main(["score-corpus", "--data", "nosuch://bucket/corpus.jsonl", "--output", str(tmp_path / "z")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("detector: error: score-corpus failed:") and err.count("\n") == 1, err
 
 
 @dataclass
