@@ -198,6 +198,64 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------- score-corpus
+
+
+def cmd_score_corpus(args: argparse.Namespace) -> int:
+    """Score a corpus on Spark (pyspark is an optional extra, imported only here)."""
+    import time
+
+    local = "://" not in args.output  # URIs (hdfs://, s3a://) are checked by Spark itself when writing
+    if local and Path(args.output).exists():
+        raise UsageError(f"--output {args.output} exists; choose a new path (it is never overwritten)")
+    if "://" not in args.data and not Path(args.data).exists():
+        raise UsageError(f"--data {args.data}: no such file or folder")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as err:
+        raise UsageError("score-corpus needs pyspark: pip install 'mgt-detector[spark]' (and Java 17)") from err
+    from detector.detector import Detector
+    from detector.errors import UserError
+    from detector.spark import local_session, read_spec, score_dataframe
+
+    Detector.load(args.model)  # fail here, in one line, rather than in every executor
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    own = SparkSession.getActiveSession() is None  # a caller's session (e.g. a notebook's) is left running
+    spark = local_session(args.master, progress=not args.quiet)
+    try:
+        data = read_spec(spark, args.data, args.data_format)
+        parallel = spark.sparkContext.defaultParallelism
+        if args.partitions or data.rdd.getNumPartitions() < parallel:  # a small file is one partition: one core
+            data = data.repartition(args.partitions or parallel)
+        scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,
+                                 threads=args.threads, stats_cache=args.stats_cache)
+        scored.write.mode("errorifexists").parquet(args.output)
+        written = spark.read.parquet(args.output)
+        total = written.count()
+        failed = written.filter("error IS NOT NULL").count()
+    except Exception as err:  # Spark's Java errors are pages long; the first line says what went wrong
+        if isinstance(err, (UsageError, UserError)):
+            raise
+        raise UsageError(f"score-corpus failed: {_spark_error(err)}") from err
+    finally:
+        if own:
+            spark.stop()
+    print(f"detector: wrote {args.output}: {total} rows, {failed} with an error, "
+          f"in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _spark_error(err: Exception) -> str:
+    """One line from a Spark error: its own message (Py4J's first line only names the Java call)."""
+    message = err.getMessage() if hasattr(err, "getMessage") else None  # pyspark's captured exceptions
+    if not isinstance(message, str):
+        message = str(err)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from detector.features import FEATURES, LM_FEATURES
 
@@ -255,6 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="LM precision (default: the model's, float32; bfloat16 is ~1.6x faster on CPU)")
     score.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
+
+    corpus = sub.add_parser("score-corpus", help="score a JSONL/CSV/Parquet corpus on Spark into Parquet")
+    corpus.add_argument("--data", required=True, metavar="SPEC", help="JSONL/CSV/Parquet file or folder")
+    corpus.add_argument("--data-format", choices=("jsonl", "csv", "parquet"),
+                        help="format of --data (default: from the file names' extension)")
+    corpus.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    corpus.add_argument("--output", "-o", required=True, metavar="OUT.parquet", help="Parquet folder to write (new)")
+    corpus.add_argument("--master", default="local[2]", help="Spark master (default: local[2])")
+    corpus.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped model)")
+    corpus.add_argument("--batch-size", type=int, default=32, help="texts per LM call in a worker (default 32)")
+    corpus.add_argument("--threads", type=int, default=1, help="torch threads per Python worker (default 1)")
+    corpus.add_argument("--partitions", type=int, help="repartition the data into N partitions first")
+    corpus.add_argument("--stats-cache", metavar="PATH", help="token-statistics cache for workers ('default' or a "
+                        "file; default: none)")
+    corpus.add_argument("--quiet", "-q", action="store_true", help="no Spark progress bar")
+    corpus.set_defaults(func=cmd_score_corpus)
 
     features = sub.add_parser("features", help="list the features with a one-line description each")
     features.set_defaults(func=cmd_features)
