@@ -304,7 +304,11 @@ class Scorer:
             batch = [job for job in batch if not job.future.done()]  # timed out while waiting
             if not batch:
                 continue
-            outcomes = await loop.run_in_executor(self.executor, self._run, batch)
+            try:
+                outcomes = await loop.run_in_executor(self.executor, self._run, batch)
+            except Exception as err:  # keep draining: a dead worker would leave every request to time out
+                log.exception("the worker failed")
+                outcomes = [_failed(err)] * len(batch)
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.future.done():
                     continue
@@ -439,9 +443,11 @@ def create_app(detector: Detector, config: ServeConfig, location: str | None = N
     @app.post("/v1/score", dependencies=[Depends(authorized)], openapi_extra=body_doc,
               responses={200: {"model": ScoreRecord | list[ScoreRecord]}, **errors})
     async def score(request: Request) -> JSONResponse:
-        """Score `{"text": ...}` (one record back) or `{"texts": [...]}` (a list), as `detector score
-        --format json` does; `"explain": true` (or `?explain=true`) adds per-sentence scores and top features.
-        A text/plain body is one text (`?source=NAME` names it)."""
+        """Score `{"text": ...}` (one record back) or `{"texts": [...]}` (a list of records).
+
+        The records are those of `detector score --format json`. `"explain": true` (or `?explain=true`)
+        adds per-sentence scores and the top features. A text/plain body is one text, e.g. a file's
+        bytes (`?source=NAME` names it)."""
         parsed = await parse_request(request, config)
         return JSONResponse(await state["scorer"].submit(parsed))
 
@@ -454,6 +460,7 @@ def create_app(detector: Detector, config: ServeConfig, location: str | None = N
     async def render(request: Request) -> JSONResponse:
         """One text, explained, with the HTML view the page shows (the `--html` report's template)."""
         parsed = await parse_request(request, config, RenderRequest)
+        parsed.explain = True  # the view shows the top features
         return JSONResponse(await state["scorer"].submit(parsed, render=True))
 
     @app.get("/health", dependencies=[Depends(authorized)], responses={401: errors[401]})

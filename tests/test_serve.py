@@ -510,6 +510,7 @@ def test_page_in_headless_chromium(served, tmp_path):
         tab.send("DOM.setFileInputFiles", {"files": [str(SEED)], "objectId": node})
         source = tab.wait_for("document.querySelector('#result .source')?.textContent")
         assert source == SEED.name and tab.js("document.querySelector('#result .verdict').textContent") == "machine"
+        assert tab.js("document.querySelectorAll('#result .features tr').length") > 1
 
         tab.js("document.getElementById('text').value = '   '; document.getElementById('score').click()")
         error = tab.wait_for("document.querySelector('#status.error')?.textContent", 60)
