@@ -15,14 +15,17 @@ JSON), 401 missing/wrong token, 413 over a limit (body bytes, number of texts, c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import hmac
 import ipaddress
 import json
 import logging
 import math
+import queue
 import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -256,6 +259,39 @@ def _failed(err: Exception) -> ApiError:
     return ApiError(500, f"scoring failed: {first}")
 
 
+class _Worker:
+    """One daemon thread running the scoring calls. Unlike a ThreadPoolExecutor's thread, a batch still in
+    progress at exit does not hold the process (a long batch on a busy machine takes minutes)."""
+
+    def __init__(self):
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="detector-worker", daemon=True).start()
+
+    def run(self, fn, arg) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.calls.put((fn, arg, loop, future))
+        return future
+
+    def stop(self) -> None:
+        self.calls.put(None)
+
+    def _loop(self) -> None:
+        while (call := self.calls.get()) is not None:
+            fn, arg, loop, future = call
+            try:
+                outcome, failed = fn(arg), False
+            except Exception as err:
+                outcome, failed = err, True
+            with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_settle, future, outcome, failed)
+
+
+def _settle(future: asyncio.Future, outcome: Any, failed: bool) -> None:
+    if not future.done():
+        (future.set_exception if failed else future.set_result)(outcome)
+
+
 class Scorer:
     """Owns the detector: one worker thread, fed by a bounded queue, batches what is waiting."""
 
@@ -263,7 +299,7 @@ class Scorer:
         self.detector = detector
         self.config = config
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.queue_size)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
+        self.worker = _Worker()
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -272,11 +308,13 @@ class Scorer:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-            except asyncio.CancelledError:
-                pass
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.worker.stop()
+        while not self.queue.empty():  # waiting requests get an answer, not a dropped connection
+            job = self.queue.get_nowait()
+            _settle(job.future, ApiError(503, "shutting down", {"Retry-After": str(self.config.retry_after_s)}),
+                    True)
 
     async def submit(self, parsed: Parsed, render: bool = False) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -293,7 +331,6 @@ class Scorer:
                                 "retry with fewer or shorter texts") from None
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
             n_texts = len(batch[0].parsed.texts)
@@ -305,7 +342,7 @@ class Scorer:
             if not batch:
                 continue
             try:
-                outcomes = await loop.run_in_executor(self.executor, self._run, batch)
+                outcomes = await self.worker.run(self._run, batch)
             except Exception as err:  # keep draining: a dead worker would leave every request to time out
                 log.exception("the worker failed")
                 outcomes = [_failed(err)] * len(batch)
@@ -537,6 +574,8 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     shown = f"[{host}]" if ":" in host else host
     log.info("serving on http://%s:%d/ (API /v1/score, docs /docs%s)", shown, port,
              ", token required" if config.token else "")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    logs["handlers"]["access"]["stream"] = "ext://sys.stderr"  # stdout stays free; access lines carry no text
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", log_config=logs, timeout_graceful_shutdown=10))
     server.run(sockets=[sock])
     return 0

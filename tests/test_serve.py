@@ -166,6 +166,21 @@ def test_render_uses_the_report_template(api):
     assert 'class="features"' in html
 
 
+def test_page_and_report_share_one_template(api, detector, tmp_path):
+    """The page's view of a text is the `--html` report's section for it, byte for byte."""
+    from detector.html_report import write_html
+    from detector.inputs import Item
+
+    seed = SEED.read_text(encoding="utf-8")
+    code, _, answer = call(api, "/v1/render", {"text": seed})
+    assert code == 200
+    [analysis] = detector.analyse([seed])
+    [result] = detector.results([analysis], explain=True)
+    report = write_html([(Item("text", seed), analysis, result)], detector.model, tmp_path / "r.html", tokens=True)
+    section = re.search(r'<section class="doc">.*?</section>', report.read_text(encoding="utf-8"), re.S).group(0)
+    assert section.replace(" checked>", ">") == answer["html"]  # the report opens on GLTR colours, the page not
+
+
 def test_health_describes_model_lm_engine_thresholds(api, detector):
     code, _, health = call(api, "/health")
     assert code == 200 and health["status"] == "ok"
@@ -318,6 +333,13 @@ def test_binding_beyond_loopback_needs_a_token(monkeypatch, capsys):
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2  # refused before binding anything
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--token" in err
+    with socket.socket() as taken:  # a port in use: said in one line, before the model is loaded
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--port", str(taken.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot listen on 127.0.0.1" in err
+    assert main(["serve", "--max-texts", "0"]) == 2 and "--max-texts" in capsys.readouterr().err
     assert token_ok("Bearer s3cret", "s3cret") and token_ok(None, None)
     assert not token_ok(None, "s3cret") and not token_ok("Bearer wrong", "s3cret") and not token_ok("s3cret", "s3cret")
 
