@@ -22,12 +22,14 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import queue
 import socket
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ from detector.errors import UserError
 log = logging.getLogger("detector.serve")
 
 TOKEN_ENV = "DETECTOR_TOKEN"
+SHUTDOWN_WAIT_S = 10.0  # at exit, how long a batch in progress may finish
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 # The page and the docs load nothing from elsewhere; the browser enforces it.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
@@ -66,6 +69,7 @@ class ServeConfig:
     queue_size: int = 64  # requests waiting for the worker; more -> 503
     timeout_s: float = 60.0  # a request's wait for its result; longer -> 504
     batch_texts: int = 16  # texts the worker puts into one LM call
+    batch_wait_s: float = 0.05  # how long the worker waits for more requests to fill a batch
     retry_after_s: int = 5
     log_texts: bool = False
 
@@ -240,7 +244,6 @@ class Job:
     parsed: Parsed
     render: bool
     future: asyncio.Future
-    queued: float = field(default_factory=time.perf_counter)
 
 
 def _finite(value: Any) -> Any:
@@ -265,7 +268,8 @@ class _Worker:
 
     def __init__(self):
         self.calls: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._loop, name="detector-worker", daemon=True).start()
+        self.thread = threading.Thread(target=self._loop, name="detector-worker", daemon=True)
+        self.thread.start()
 
     def run(self, fn, arg) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -273,8 +277,11 @@ class _Worker:
         self.calls.put((fn, arg, loop, future))
         return future
 
-    def stop(self) -> None:
+    async def stop(self, wait_s: float) -> bool:
+        """Finish the call in progress (waiting at most wait_s); False if it is still running."""
         self.calls.put(None)
+        await asyncio.to_thread(self.thread.join, wait_s)
+        return not self.thread.is_alive()
 
     def _loop(self) -> None:
         while (call := self.calls.get()) is not None:
@@ -301,6 +308,7 @@ class Scorer:
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.queue_size)
         self.worker = _Worker()
         self.task: asyncio.Task | None = None
+        self.stopped = False  # the worker thread has ended
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._drain())
@@ -310,11 +318,11 @@ class Scorer:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        self.worker.stop()
         while not self.queue.empty():  # waiting requests get an answer, not a dropped connection
             job = self.queue.get_nowait()
             _settle(job.future, ApiError(503, "shutting down", {"Retry-After": str(self.config.retry_after_s)}),
                     True)
+        self.stopped = await self.worker.stop(SHUTDOWN_WAIT_S)
 
     async def submit(self, parsed: Parsed, render: bool = False) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -331,11 +339,21 @@ class Scorer:
                                 "retry with fewer or shorter texts") from None
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
             n_texts = len(batch[0].parsed.texts)
-            while n_texts < self.config.batch_texts and not self.queue.empty():
-                job = self.queue.get_nowait()
+            # Linger a moment for more: clients just answered send their next request within milliseconds,
+            # and without the wait batches alternate between one text and the rest.
+            deadline = loop.time() + self.config.batch_wait_s
+            while n_texts < self.config.batch_texts:
+                if self.queue.empty():
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), max(deadline - loop.time(), 0))
+                    except asyncio.TimeoutError:
+                        break
+                else:
+                    job = self.queue.get_nowait()
                 batch.append(job)
                 n_texts += len(job.parsed.texts)
             batch = [job for job in batch if not job.future.done()]  # timed out while waiting
@@ -439,7 +457,7 @@ def create_app(detector: Detector, config: ServeConfig, location: str | None = N
     async def lifespan(app: FastAPI):
         scorer = Scorer(detector, config)
         scorer.start()
-        state["scorer"] = scorer
+        state["scorer"] = app.state.scorer = scorer
         yield
         await scorer.stop()
 
@@ -505,7 +523,7 @@ def create_app(detector: Detector, config: ServeConfig, location: str | None = N
         """The model, its LM, the engine, the verdict thresholds, the limits and the queue."""
         scorer = state["scorer"]
         limits = {k: getattr(config, k) for k in ("max_body_bytes", "max_texts", "max_chars", "queue_size",
-                                                  "timeout_s", "batch_texts")}
+                                                  "timeout_s", "batch_texts", "batch_wait_s")}
         return {"status": "ok", **info, "limits": limits, "queue": {"waiting": scorer.queue.qsize()},
                 "token_required": bool(config.token)}
 
@@ -578,4 +596,10 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     logs["handlers"]["access"]["stream"] = "ext://sys.stderr"  # stdout stays free; access lines carry no text
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", log_config=logs, timeout_graceful_shutdown=10))
     server.run(sockets=[sock])
+    if not app.state.scorer.stopped:
+        # A batch is still in the LM (minutes on a busy machine): leave without it. A normal exit would
+        # tear the interpreter down under the running torch thread, which aborts the process.
+        log.warning("a batch was still being scored at exit; left unfinished")
+        sys.stderr.flush()
+        os._exit(0)
     return 0
