@@ -265,6 +265,42 @@ def cmd_features(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from detector.serve import TOKEN_ENV, ServeConfig, serve  # lazy: fastapi only for this command
+
+    for name in ("port", "max_body_bytes", "max_texts", "max_chars", "queue_size", "batch_size"):
+        if getattr(args, name) < (0 if name == "port" else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    config = ServeConfig(host=args.host, port=args.port, token=args.token or os.environ.get(TOKEN_ENV) or None,
+                         max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_chars=args.max_chars,
+                         queue_size=args.queue_size, timeout_s=args.timeout, batch_texts=args.batch_size,
+                         log_texts=args.log_texts)
+    return serve(args.model, config, device=args.device, dtype=args.dtype)
+
+
+def add_serve_command(sub) -> None:
+    serve = sub.add_parser("serve", help="a local web page and JSON API; model and LM loaded once")
+    serve.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--token", help="require `Authorization: Bearer TOKEN` on every API call (or $DETECTOR_TOKEN)")
+    serve.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
+    serve.add_argument("--max-texts", type=int, default=64, help="most texts in one request (default 64)")
+    serve.add_argument("--max-chars", type=int, default=100_000, help="longest text in characters (default 100000)")
+    serve.add_argument("--queue-size", type=int, default=64, help="requests waiting before 503 (default 64)")
+    serve.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait before 504 (default 60)")
+    serve.add_argument("--batch-size", type=int, default=16, help="texts batched into one LM call (default 16)")
+    serve.add_argument("--device", help="torch device for the LM (default: the model's, cpu)")
+    serve.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="LM precision")
+    serve.add_argument("--log-texts", action="store_true", help="log each text and its verdict (default: none)")
+    serve.set_defaults(func=cmd_serve)
+
+
 # ----------------------------------------------------------------------------------------- parser
 
 
@@ -332,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = sub.add_parser("features", help="list the features with a one-line description each")
     features.set_defaults(func=cmd_features)
+    add_serve_command(sub)
 
     try:
         from train.cli import add_commands

@@ -1,16 +1,18 @@
 """A self-contained HTML report: each text highlighted by how machine-like each sentence is.
 
 Sentences are shaded from blue (human-like) to red (machine-like) by their own p(machine); with
-`tokens=True` each token is instead coloured by its rank under the LM, GLTR-style. No scripts, no
-external resources: the file opens anywhere, offline.
+`tokens=True` each token can also be coloured by its rank under the LM, GLTR-style (a CSS-only toggle).
+No scripts, no external resources: the file opens anywhere, offline. The view of one text is the
+Jinja2 partial `templates/result.html.j2`, which the page of `detector serve` renders too.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from detector.detector import Result
@@ -20,17 +22,17 @@ from detector.inputs import Item
 from detector.model import DetectorModel
 
 GLTR_COLOURS = ("#8fd694", "#f5e663", "#f2a65a", "#c39bd3")  # rank 1-10, 11-100, 101-1000, >1000
+GLTR_NAMES = ("rank 1-10", "11-100", "101-1000", ">1000")
 
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.4rem} .doc{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1.5rem 0}
-.head{display:flex;gap:1rem;align-items:baseline;flex-wrap:wrap}
-.verdict{font-weight:bold;padding:.1rem .5rem;border-radius:4px;color:#fff}
-.machine{background:#c0392b}.human{background:#2471a3}.uncertain{background:#7f8c8d}
-.reason{color:#555;font-size:.9rem}.text{white-space:pre-wrap;line-height:1.7;margin-top:.8rem}
-.legend span{display:inline-block;padding:0 .4rem;margin-right:.3rem;border-radius:3px}
-table{border-collapse:collapse;font-size:.85rem;margin-top:.8rem}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee}
-"""
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    """The package's templates, HTML-escaped by default."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("detector", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env.globals["sentence_steps"] = [(f"{p:g}", _sentence_colour(p)) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    env.globals["gltr_steps"] = list(zip(GLTR_NAMES, GLTR_COLOURS, strict=True))
+    return env
 
 
 def _sentence_colour(p: float | None) -> str:
@@ -42,70 +44,71 @@ def _sentence_colour(p: float | None) -> str:
     return f"rgba(36,113,163,{(0.5 - p) * 0.9:.2f})"
 
 
-def _sentences_html(text: str, sentences: list[dict]) -> str:
+def _sentence_segments(text: str, sentences: list[dict]) -> list[dict]:
+    """The text cut into (gap before, sentence) pieces; the last piece holds the trailing gap."""
     out, pos = [], 0
     for s in sentences:
-        out.append(html.escape(text[pos : s["start"]]))
         p = s["p_machine"]
-        title = f"p(machine) {p:.2f}" if p is not None else "not scored"
-        out.append(f'<span class="sent" data-p="{p if p is not None else ""}" title="{title}" '
-                   f'style="background:{_sentence_colour(p)}">{html.escape(text[s["start"]:s["end"]])}</span>')
+        out.append({"gap": text[pos : s["start"]], "text": text[s["start"] : s["end"]], "colour": _sentence_colour(p),
+                    "data_p": "" if p is None else p, "title": "not scored" if p is None else f"p(machine) {p:.2f}"})
         pos = s["end"]
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    out.append({"gap": text[pos:], "text": ""})
+    return out
 
 
-def _tokens_html(analysis: Analysis) -> str:
+def _token_segments(analysis: Analysis) -> list[dict]:
     text, stats = analysis.text, analysis.stats
     buckets = np.digitize(stats.rank, [11, 101, 1001])
     out, pos = [], 0
     for lo, hi, rank, b in zip(stats.start, stats.end, stats.rank, buckets, strict=True):
         if lo < pos:
             continue
-        out.append(html.escape(text[pos:lo]))
-        out.append(f'<span class="tok" title="rank {int(rank)}" style="background:{GLTR_COLOURS[b]}">'
-                   f"{html.escape(text[lo:hi])}</span>")
+        out.append({"gap": text[pos:lo], "text": text[lo:hi], "rank": int(rank), "colour": GLTR_COLOURS[b]})
         pos = hi
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+    out.append({"gap": text[pos:], "text": ""})
+    return out
 
 
-def _legend(tokens: bool) -> str:
-    if tokens:
-        names = ("rank 1-10", "11-100", "101-1000", "&gt;1000")
-        spans = "".join(f'<span style="background:{c}">{n}</span>' for c, n in zip(GLTR_COLOURS, names, strict=True))
-        return f'<p class="legend">Tokens by rank under the language model: {spans}</p>'
-    steps = (0.0, 0.25, 0.5, 0.75, 1.0)
-    spans = "".join(f'<span style="background:{_sentence_colour(p)}">{p:.1f}</span>' for p in steps)
-    return f'<p class="legend">Sentences by p(machine) of a window around them: {spans}</p>'
+def _number(value: float | None, fmt: str = ".3f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def document_context(source: str, analysis: Analysis, result: Result, model: DetectorModel, *, tokens: bool = False,
+                     tokens_on: bool = False, note: str | None = None, doc_id: int = 0) -> dict:
+    """What the `document` partial shows of one scored text.
+
+    tokens: include the GLTR token view (behind a toggle); tokens_on: show it first.
+    """
+    explanation = result.explanation or {}
+    sentences = explanation.get("sentences")
+    if sentences is None:  # not explained: score the sentences now (no second LM pass)
+        sentences = sentence_scores(model, analysis)
+    features = [{**f, "value": _number(f["value"]), "human_median": _number(f["human_median"]),
+                 "machine_median": _number(f["machine_median"]), "push": _number(f["push"], "+.3f")}
+                for f in explanation.get("top_features") or []]
+    return {
+        "id": doc_id, "source": source, "verdict": result.verdict, "p": _number(result.p_machine),
+        "n_tokens": result.n_tokens, "reason": result.reason, "note": note, "features": features,
+        "sentences": _sentence_segments(analysis.text, sentences),
+        "tokens": _token_segments(analysis) if tokens else None, "tokens_on": tokens_on,
+    }
+
+
+def render_fragment(docs: Sequence[dict]) -> str:
+    """The result view alone (no page around it), as the serve page inserts it."""
+    return templates().get_template("fragment.html.j2").render(docs=docs)
 
 
 def document_html(item: Item, analysis: Analysis, result: Result, model: DetectorModel, tokens: bool) -> str:
-    p = "–" if result.p_machine is None else f"{result.p_machine:.3f}"
-    body = _tokens_html(analysis) if tokens else _sentences_html(analysis.text, sentence_scores(model, analysis))
-    features = ""
-    if result.explanation and result.explanation.get("top_features"):
-        rows = "".join(
-            f"<tr><td>{html.escape(f['feature'])}</td><td>{f['value']:.3f}</td><td>{f['human_median']:.3f}</td>"
-            f"<td>{f['machine_median']:.3f}</td><td>{f['push']:+.3f}</td></tr>"
-            for f in result.explanation["top_features"]
-        )
-        features = ("<table><tr><th>feature</th><th>value</th><th>human median</th><th>machine median</th>"
-                    f"<th>push on p(machine)</th></tr>{rows}</table>")
-    note = f'<div class="reason">{html.escape(item.note)}</div>' if item.note else ""
-    return (f'<section class="doc"><div class="head"><strong>{html.escape(item.source)}</strong>'
-            f'<span class="verdict {result.verdict}">{result.verdict}</span><span>p(machine) {p}</span>'
-            f"<span>{result.n_tokens} tokens</span></div>"
-            f'<div class="reason">{html.escape(result.reason)}</div>{note}{features}'
-            f'<div class="text">{body}</div></section>')
+    return render_fragment([document_context(item.source, analysis, result, model, tokens=tokens, tokens_on=tokens,
+                                             note=item.note)])
 
 
 def write_html(scored: Sequence[tuple[Item, Analysis, Result]], model: DetectorModel, path: str | Path,
                tokens: bool = False) -> Path:
-    docs = "".join(document_html(i, a, r, model, tokens) for i, a, r in scored)
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Detector report</title>'
-            f"<style>{_CSS}</style></head><body><h1>Machine-generated text report</h1>{_legend(tokens)}"
-            f"{docs}</body></html>")
+    docs = [document_context(i.source, a, r, model, tokens=tokens, tokens_on=tokens, note=i.note, doc_id=k)
+            for k, (i, a, r) in enumerate(scored)]
+    page = templates().get_template("report.html.j2").render(docs=docs)
     path = Path(path)
     with open(path, "x", encoding="utf-8") as f:  # "x": a report never replaces an existing file
         f.write(page)

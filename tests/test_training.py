@@ -82,10 +82,17 @@ def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
     mlflow.set_tracking_uri(store)
     texts = pd.read_json(MINI, lines=True)["text"].head(4).tolist()
     pyfunc = mlflow.pyfunc.load_model("models:/tiny/1")
-    predicted = np.asarray(pyfunc.predict(pd.DataFrame({"text": texts})))
-    assert predicted.shape == (4,) and ((predicted >= 0) & (predicted <= 1)).all()
-    direct = Detector.load(str(trained)).inference(texts)
-    assert np.allclose(predicted, direct, atol=1e-6)
+    predicted = pyfunc.predict(pd.DataFrame({"text": texts}))
+    assert list(predicted.columns) == ["p_machine", "verdict", "reason", "n_tokens"] and len(predicted) == 4
+    assert ((predicted["p_machine"] >= 0) & (predicted["p_machine"] <= 1)).all()
+    results = Detector.load(str(trained)).score(texts)
+    direct = [r.p_machine for r in results]
+    assert np.allclose(predicted["p_machine"], direct, atol=1e-6)
+    assert predicted["verdict"].tolist() == [r.verdict for r in results]
+    assert predicted["reason"].tolist() == [r.reason for r in results]
+    assert predicted["n_tokens"].tolist() == [r.n_tokens for r in results]
+    outputs = {c.name for c in pyfunc.metadata.get_output_schema().inputs}
+    assert outputs == {"p_machine", "verdict", "reason", "n_tokens"}
     os.environ["MLFLOW_TRACKING_URI"] = store
     try:
         capsys.readouterr()
@@ -129,9 +136,10 @@ def test_served_model_answers(trained, store):
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
-        [p] = answer["predictions"]
-        p = p["p_machine"] if isinstance(p, dict) else p
-        assert 0 <= p <= 1
+        [row] = answer["predictions"]
+        assert 0 <= row["p_machine"] <= 1 and row["n_tokens"] > 0
+        [direct] = Detector.load(str(trained)).score(rows[0])
+        assert (row["verdict"], row["reason"], row["n_tokens"]) == (direct.verdict, direct.reason, direct.n_tokens)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""mlflow: params, datasets, metrics, plots and the model (as a pyfunc: text in, p(machine) out).
+"""mlflow: params, datasets, metrics, plots and the model (a pyfunc: text in; p(machine), verdict, reason out).
 
 Default tracking store: a local SQLite file (`sqlite:///mlflow.db`), as mlflow 3 expects.
 """
@@ -49,17 +49,31 @@ with warnings.catch_warnings():  # mlflow nags about type hints when the class i
     warnings.showwarning = lambda *args, **kwargs: None  # mlflow forces "once" inside; restored on exit
 
     class DetectorPyfunc(mlflow.pyfunc.PythonModel):
-        """An mlflow model around a saved detector folder: DataFrame with `text` -> p(machine)."""
+        """An mlflow model around a saved detector folder: DataFrame with `text` -> `predictions_frame`."""
 
         def load_context(self, context):
+            from detector.detector import Detector
             from detector.model import DetectorModel
 
-            self.model = DetectorModel.load(context.artifacts[MODEL_ARTIFACT])
+            self.detector = Detector(DetectorModel.load(context.artifacts[MODEL_ARTIFACT]))
 
         def predict(self, context, model_input, params=None):
             from detector.features import as_texts
 
-            return pd.Series(self.model.predict_proba(as_texts(model_input))[:, 1], name="p_machine")
+            return predictions_frame(self.detector.score(as_texts(model_input)))
+
+
+def predictions_frame(results) -> pd.DataFrame:
+    """The pyfunc's output, one row per text: p(machine) (NaN when unscored), verdict, reason, n_tokens."""
+    return pd.DataFrame({
+        "p_machine": [np.nan if r.p_machine is None else r.p_machine for r in results],
+        "verdict": [r.verdict for r in results],
+        "reason": [r.reason for r in results],
+        "n_tokens": np.array([r.n_tokens for r in results], dtype=np.int64),
+    }, columns=PREDICTION_COLUMNS)
+
+
+PREDICTION_COLUMNS = ["p_machine", "verdict", "reason", "n_tokens"]
 
 
 def log_model(model: DetectorModel, input_example: list[str], register: str | None = None):
@@ -67,7 +81,10 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({"text": input_example})
-    signature = infer_signature(example, pd.Series(np.full(len(example), 0.5), name="p_machine"))
+    from detector.detector import Result
+
+    shape = [Result(0.5, "uncertain", "an example of the output schema", 0)] * len(example)
+    signature = infer_signature(example, predictions_frame(shape))
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / MODEL_ARTIFACT)
         return mlflow.pyfunc.log_model(
