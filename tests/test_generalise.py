@@ -47,7 +47,7 @@ def test_novelty_flags_texts_unlike_the_references_and_round_trips(tmp_path):
     near, far = rng.normal(0, 1, len(NOVELTY_FEATURES)), np.full(len(NOVELTY_FEATURES), 8.0)
     reasons = novelty.reasons(novelty_frame(np.vstack([near, far])))
     assert reasons[0] is None and "unlike every human reference" in reasons[1]
-    assert np.mean(novelty.score(val) > novelty.cut) <= 0.011  # the cut lets ~1% of validation humans through
+    assert np.mean(novelty.score(val) > novelty.cut) <= 0.101  # the cut flags ~10% of validation humans
     novelty.save(tmp_path)
     loaded = Novelty.load(tmp_path)
     assert np.allclose(loaded.score(val), novelty.score(val))

@@ -148,7 +148,7 @@ def human_groups(table: pd.DataFrame) -> np.ndarray:
 
 def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 0, fpr: float = 0.01,
                  references: FeatureData | None = None, novelty: bool = True, rule: str = "by-length",
-                 **extractor_params) -> DetectorModel:
+                 novelty_quantile: float = 0.9, **extractor_params) -> DetectorModel:
     """Fit `recipe` on `train`; choose the reliable length and the thresholds on `val` (+ references).
 
     Thresholds follow the worst-group rule over the validation humans of each dataset:domain and the
@@ -180,7 +180,7 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         train_humans = train.features[train.table["label"].to_numpy() == 0]
         if references is not None:
             train_humans = pd.concat([train_humans, references.features])
-        model.novelty = Novelty.fit(train_humans, val.features[val_y == 0])
+        model.novelty = Novelty.fit(train_humans, val.features[val_y == 0], quantile=novelty_quantile)
     return model
 
 
