@@ -129,7 +129,7 @@ def folder_part(n_files: int, broken_share: float) -> bool:
         made = make_folder(folder, n_files, broken_share)
         before = digests(folder)
         started = time.time()
-        done = run([str(folder), "--format", "jsonl", "-o", str(out), "-q"], cwd=ROOT)
+        done = run(["score", str(folder), "--format", "jsonl", "-o", str(out), "-q"], cwd=ROOT)
         seconds = time.time() - started
         records = [json.loads(line) for line in out.read_text().splitlines()]
         errors = collections.Counter(r["error"] for r in records if "error" in r)
