@@ -62,6 +62,7 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int)
 
         detector = Detector.load(location)
         detector.model.extractor.set_params(cache=stats_cache)
+        detector.model.extractor.language_model()  # the LM loads lazily; here, so it counts as loading
         _DETECTORS[key] = detector
         LOADS["count"] += 1
     return _DETECTORS[key]
@@ -99,6 +100,8 @@ def score_texts(detector: Any, values: Sequence[Any]) -> list[dict]:
             good.append(i)
         else:
             out[i] = _failed(problem)
+    if not good:
+        return out
     try:
         results = detector.score([values[i] for i in good])
     except Exception:  # noqa: BLE001 - one bad text must not fail the batch; retried one by one
