@@ -50,7 +50,7 @@ def cmd_speed(args: argparse.Namespace, command: str) -> int:
     table, _ = load_table(args.data, args.manifest, quick=True, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     texts = table["text"].to_numpy()[rng.permutation(len(table))[: args.throughput_texts or 40]].tolist()
-    dev = table.iloc[rng.permutation(len(table))[:300]]
+    dev = table.iloc[rng.permutation(len(table))[:150]]
     seed_text = (ROOT / "seeds" / "000_8fefe67b85776a8f.txt").read_text(encoding="utf-8")
     path = run_speed(Path(args.out), texts, dev, seed_text, command)
     print(f"wrote {path}")

@@ -145,7 +145,13 @@ class LanguageModel:
 
     Texts longer than `window` tokens are scored in overlapping windows (each token once, with at least
     `window // 4` tokens of context after the first window); only the first `max_tokens` tokens of a
-    text are scored. Windows are batched by length; duplicate texts are scored once.
+    text are scored; duplicate texts are scored once.
+
+    By default (`batch_tokens=0`) each window has a forward pass of its own: in bfloat16 the CPU's
+    matrix kernels round differently for different batch shapes (up to ~0.2 nats on a token), so a
+    text's score would depend on what else was scored with it; alone, the same text always gets the
+    same score, in `detector score`, the server and Spark alike. `batch_tokens=N` packs windows of
+    similar length up to N tokens per pass instead (a little faster on short texts, not reproducible).
     """
 
     def __init__(
@@ -155,7 +161,7 @@ class LanguageModel:
         dtype: str = DEFAULT_DTYPE,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         window: int = 512,
-        batch_tokens: int = 2048,
+        batch_tokens: int = 0,
     ):
         self.name = name
         self.device = device
@@ -261,7 +267,7 @@ class LanguageModel:
         batch: list = []
         for job in jobs:
             length = job[2] - job[1]
-            if batch and length * (len(batch) + 1) > self.batch_tokens:
+            if batch and (not self.batch_tokens or length * (len(batch) + 1) > self.batch_tokens):
                 yield batch
                 batch = []
             batch.append(job)
