@@ -98,11 +98,9 @@ class Thresholds:
     def worst_group_by_length(cls, human_p: np.ndarray, groups: np.ndarray, n_tokens: np.ndarray,
                               fpr: float = 0.01, borderline_fpr: float = 0.05, min_tokens: int = 16,
                               edges: tuple[int, ...] = (64, 128, 256), min_humans: int = 100) -> Thresholds:
-        """The worst-group rule in each length band from `min_tokens` up (`edges` start the longer bands).
-
-        A band with fewer than `min_humans` human texts keeps the band below's thresholds (those of
-        shorter texts: stricter).
-        """
+        """The worst-group rule over all lengths for texts shorter than `edges[0]`, and within each band
+        that `edges` start for longer ones. A band with fewer than `min_humans` human texts keeps the
+        thresholds of the band below it (set with more, shorter texts)."""
         human_p, groups, n_tokens = np.asarray(human_p, dtype=float), np.asarray(groups), np.asarray(n_tokens)
         base = cls.worst_group(human_p, groups, fpr, borderline_fpr, min_tokens)
         bands, current = [], base
