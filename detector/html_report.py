@@ -50,7 +50,8 @@ def _sentence_segments(text: str, sentences: list[dict]) -> list[dict]:
     for s in sentences:
         p = s["p_machine"]
         out.append({"gap": text[pos : s["start"]], "text": text[s["start"] : s["end"]], "colour": _sentence_colour(p),
-                    "data_p": "" if p is None else f"{p:.4f}", "title": "not scored" if p is None else f"p(machine) {p:.2f}"})
+                    "data_p": "" if p is None else f"{p:.4f}",
+                    "title": "not scored" if p is None else f"p(machine) {p:.2f}"})
         pos = s["end"]
     out.append({"gap": text[pos:], "text": ""})
     return out
