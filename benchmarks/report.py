@@ -23,13 +23,15 @@ TARGET_SHARE = 0.85  # issue 4: end-to-end Detector.score >= 85% of the bare for
 def write_all(results: BenchResults) -> None:
     out = Path(results.config.out)
     csv_dir, png_dir = out / "results", out / "plots"
-    for folder, pattern in ((csv_dir, "*.csv"), (png_dir, "*.png")):
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(pattern):
-            stale.unlink()
     frames = {"metrics": results.metrics, "summary": results.summary, "published_full_set": results.published_full,
               "fpr_by_domain": results.fpr_by_domain, "fpr_by_length": results.fpr_by_length,
               "attacks": results.attacks, "throughput": results.throughput}
+    # Only this run's own files are replaced: --protocol and --speed keep theirs in the same folders.
+    for folder, pattern in ((csv_dir, "*.csv"), (png_dir, "roc_*.png")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(pattern):
+            if folder == png_dir or stale.stem in frames:
+                stale.unlink()
     for name, frame in frames.items():
         frame.to_csv(csv_dir / f"{name}.csv", index=False, float_format="%.4f")
     figures.roc_figures(results.curves, png_dir)
