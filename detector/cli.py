@@ -324,13 +324,23 @@ def positive_int(value: str) -> int:
     return number
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mgt-detector")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detector",
         description="Score how likely texts are machine-generated (offline, small LM + calibrated classifier).",
         epilog="Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command")
 
     score = sub.add_parser("score", help="score files, folders, stdin (-) or a JSONL file")
     score.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or - for stdin")
@@ -382,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `detector`: show what it can do
+        parser.print_help()
+        return EXIT_OK
     _quiet_libraries()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
     from detector.errors import UserError, printable

@@ -52,7 +52,10 @@ class Detector:
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         return self.model.extractor.analyse(texts)
 
-    def score(self, texts: Sequence[str], explain: bool = False) -> list[Result]:
+    def score(self, texts: Sequence[str] | str, explain: bool = False) -> list[Result]:
+        """One `Result` per text (a single string is one text, not a sequence of characters)."""
+        if isinstance(texts, str):
+            texts = [texts]
         analyses = self.analyse(texts)
         return self.results(analyses, explain=explain)
 

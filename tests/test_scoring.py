@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HUMAN_TEXT, ROOT, SEED
+from conftest import HUMAN_TEXT, HUMAN_TEXT_2, ROOT, SEED
 
 from detector.cli import main
 from detector.model import DetectorModel
@@ -154,3 +154,15 @@ def test_ctrl_c_keeps_what_was_written_and_resume_finishes(tmp_path, mini_table)
     assert out.read_text().startswith("\n".join(kept))
     assert sorted(r["source"] for r in records) == sorted({r["source"] for r in records})
     assert len(records) == len(texts)
+
+
+def test_a_single_string_is_one_text(default_detector):
+    [result] = default_detector.score(HUMAN_TEXT_2)
+    assert result.n_tokens > 50
+
+
+def test_bare_command_prints_help_and_version(capsys):
+    assert main([]) == 0 and "score" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("detector ")
