@@ -418,28 +418,26 @@ def probe_table() -> bool:
         done = run(["score", "a.txt", "--model", str(model)], cwd=tmp)
         return f"{_summary(done)}; code ran: {marker.exists()}", done.returncode == 2 and not marker.exists()
 
+    def refused_unchanged(tmp: Path, args: list[str], kept: str, label: str) -> tuple[str, bool]:
+        """Run `detector ARGS` in tmp: must exit 2 and leave `kept` byte for byte as it was."""
+        before = digest(tmp / kept)
+        done = run(args, cwd=tmp)
+        same = digest(tmp / kept) == before
+        return f"{_summary(done)}; {label} unchanged: {same}", done.returncode == 2 and same
+
     @probe("`score a.txt --html a.txt`")
     def _(tmp):
-        before = digest(tmp / "a.txt")
-        done = run(["score", "a.txt", "--html", "a.txt"], cwd=tmp)
-        same = digest(tmp / "a.txt") == before
-        return f"{_summary(done)}; a.txt unchanged: {same}", done.returncode == 2 and same
+        return refused_unchanged(tmp, ["score", "a.txt", "--html", "a.txt"], "a.txt", "a.txt")
 
     @probe("`evaluate --data ev.jsonl --output ev.jsonl`")
     def _(tmp):
         shutil.copy(ROOT / "tests/fixtures/mini.jsonl", tmp / "ev.jsonl")
-        before = digest(tmp / "ev.jsonl")
-        done = run(["evaluate", "--data", "ev.jsonl", "--output", "ev.jsonl"], cwd=tmp)
-        same = digest(tmp / "ev.jsonl") == before
-        return f"{_summary(done)}; data unchanged: {same}", done.returncode == 2 and same
+        return refused_unchanged(tmp, ["evaluate", "--data", "ev.jsonl", "--output", "ev.jsonl"], "ev.jsonl", "data")
 
     @probe("-o a hard link to an input")
     def _(tmp):
         os.link(tmp / "a.txt", tmp / "hard.txt")
-        before = digest(tmp / "a.txt")
-        done = run(["score", "a.txt", "-o", "hard.txt"], cwd=tmp)
-        same = digest(tmp / "a.txt") == before
-        return f"{_summary(done)}; input unchanged: {same}", done.returncode == 2 and same
+        return refused_unchanged(tmp, ["score", "a.txt", "-o", "hard.txt"], "a.txt", "input")
 
     def jsonl_of(tmp: Path, lines: list[bytes]) -> Path:
         path = tmp / "in.jsonl"
@@ -525,6 +523,12 @@ def probe_table() -> bool:
         return (f"exit {done.returncode}; scored {n} of 3; {len(warn)} warning: {warn[0][:130] if warn else ''}",
                 done.returncode == 0 and n == 3 and len(warn) == 1)
 
+    def empty_cache(cache: Path) -> None:
+        """A valid, empty stats table in the default (rollback-journal) mode, which the lock and
+        permission faults below act on; StatsCache itself would switch the file to WAL."""
+        sqlite3.connect(cache).execute("CREATE TABLE stats (lm TEXT, text_hash TEXT, blob BLOB, "
+                                       "PRIMARY KEY (lm, text_hash))").connection.commit()
+
     @probe("stats cache corrupted")
     def _(tmp):
         def corrupt(cache: Path) -> None:
@@ -534,8 +538,7 @@ def probe_table() -> bool:
     @probe("stats cache locked by another process")
     def _(tmp):
         def lock(cache: Path):
-            sqlite3.connect(cache).execute("CREATE TABLE stats (lm TEXT, text_hash TEXT, blob BLOB, "
-                                           "PRIMARY KEY (lm, text_hash))").connection.commit()
+            empty_cache(cache)
             holder = subprocess.Popen([sys.executable, "-c", (
                 "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
                 "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(600)"), str(cache)],
@@ -547,8 +550,7 @@ def probe_table() -> bool:
     @probe("stats cache read-only (file and folder mode 555/444, no root powers)")
     def _(tmp):
         def read_only(cache: Path):
-            sqlite3.connect(cache).execute("CREATE TABLE stats (lm TEXT, text_hash TEXT, blob BLOB, "
-                                           "PRIMARY KEY (lm, text_hash))").connection.commit()
+            empty_cache(cache)
             cache.chmod(0o444)
             cache.parent.chmod(0o555)
             return lambda: cache.parent.chmod(0o755)

@@ -27,6 +27,13 @@ PRECISIONS = ("float32", "bfloat16")
 REFERENCE = "float32"
 
 
+def _at_precision(detector: Detector, precision: str, **params) -> Detector:
+    """A copy of `detector` whose LM runs in `precision` (the shared model is left as it is)."""
+    model = copy.deepcopy(detector.model)
+    model.extractor.set_params(dtype=precision, **params)
+    return Detector(model)
+
+
 def _timed(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -37,13 +44,11 @@ def speed_table(detector: Detector, texts: list[str], repeats: int = 2) -> pd.Da
     """Bare forward and end-to-end tokens/s per precision; best of `repeats` interleaved rounds."""
     runs, n_tokens = {}, {}
     for precision in PRECISIONS:
-        scorer = copy.deepcopy(detector.model)
-        scorer.extractor.set_params(dtype=precision, cache=None, progress=False)
-        lm: LanguageModel = scorer.extractor.language_model()
+        engine_detector = _at_precision(detector, precision, cache=None, progress=False)
+        lm: LanguageModel = engine_detector.model.extractor.language_model()
         batches = lm.input_batches([normalize(t).text for t in texts])
         n_tokens[precision] = sum(len(lm.tokenize(normalize(t).text)[0]) for t in dict.fromkeys(texts))
         runs[(precision, "bare forward")] = lambda lm=lm, b=batches: lm.bare_forward(b)
-        engine_detector = Detector(scorer)
         runs[(precision, "Detector.score")] = lambda d=engine_detector: d.score(texts)
     for run in runs.values():  # warm-up: every shape once
         run()
@@ -66,9 +71,8 @@ def accuracy_table(detector: Detector, dev: pd.DataFrame) -> pd.DataFrame:
     """AUROC per precision on `dev` (text, label) and the largest |p - p_float32|; the seed's verdict."""
     p = {}
     for precision in PRECISIONS:
-        scorer = copy.deepcopy(detector.model)
-        scorer.extractor.set_params(dtype=precision, progress=True)
-        p[precision] = np.array(Detector(scorer).inference(dev["text"].tolist()), dtype=float)
+        p[precision] = np.array(_at_precision(detector, precision, progress=True).inference(dev["text"].tolist()),
+                                dtype=float)
     y = dev["label"].to_numpy()
     return pd.DataFrame([{"engine": f"{ENGINE}-{precision}", "n": len(dev), "auroc": metrics.auroc(y, p[precision]),
                           "max_abs_change_p": float(np.nanmax(np.abs(p[precision] - p[REFERENCE]))),
@@ -108,7 +112,5 @@ def run_speed(out: Path, texts: list[str], dev: pd.DataFrame, seed_text: str, co
     accuracy = accuracy_table(detector, dev)
     seed_verdicts = {}
     for precision in PRECISIONS:
-        scorer = copy.deepcopy(detector.model)
-        scorer.extractor.set_params(dtype=precision)
-        seed_verdicts[f"{ENGINE}-{precision}"] = Detector(scorer).score([seed_text])[0].verdict
+        seed_verdicts[f"{ENGINE}-{precision}"] = _at_precision(detector, precision).score(seed_text)[0].verdict
     return write_speed(out, speed, accuracy, other.describe(), command, seed_verdicts)

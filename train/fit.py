@@ -164,8 +164,8 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     if not ((val.n_tokens >= min_tokens) & (val_y == 0)).any():
         raise DataError(f"the validation split holds no human text of {min_tokens}+ tokens to set the threshold "
                         "on: add more (or longer) human texts")
-    humans = val.subset((val_y == 0) & (val.n_tokens >= min_tokens) & (val.problem == ""))
-    human_p = val_p[(val_y == 0) & (val.n_tokens >= min_tokens) & (val.problem == "")]
+    judged_humans = (val_y == 0) & (val.n_tokens >= min_tokens) & (val.problem == "")
+    humans, human_p = val.subset(judged_humans), val_p[judged_humans]
     if references is not None and len(references.table):
         humans = FeatureData.concat([humans, references])
         human_p = np.concatenate([human_p, model.p_machine_from_features(references.features)])

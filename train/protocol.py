@@ -65,6 +65,14 @@ class Setting:
     rule: str = "by-length"  # or "worst-group", or "pooled" (v1)
     references: bool = False  # also set thresholds and novelty on the human reference texts
 
+    def fit(self, data: FeatureData, keep: np.ndarray, split: np.ndarray, seed: int = 0,
+            references: FeatureData | None = None) -> DetectorModel:
+        """Fit on the rows `keep`: the classifier on their train part, thresholds and novelty on their val part."""
+        with single_openmp_thread():
+            return fit_detector(data.subset(keep & (split == "train")), data.subset(keep & (split == "val")),
+                                self.recipe, seed, references=references if self.references else None,
+                                novelty=self.novelty, rule=self.rule)
+
     @property
     def name(self) -> str:
         extras = [self.rule] + (["refs"] if self.references else []) + (["novelty"] if self.novelty else [])
@@ -91,11 +99,7 @@ def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
         test = pool.subset(held & from_data)
         if test.table["label"].nunique() < 2:
             continue
-        with single_openmp_thread():
-            model = fit_detector(pool.subset(~held & (split == "train")), pool.subset(~held & (split == "val")),
-                                 setting.recipe, seed, references=references if setting.references else None,
-                                 novelty=setting.novelty, rule=setting.rule)
-            row = held_out_row(model, test)
+        row = held_out_row(setting.fit(pool, ~held, split, seed, references), test)
         name = setting.name + (" + generated" if extra is not None else "")
         rows.append({"setting": name, "held_out_by": by, "held_out": value, **row})
     return pd.DataFrame(rows)
@@ -105,10 +109,7 @@ def reference_check(data: FeatureData, setting: Setting, references: FeatureData
     """Out-of-domain humans (man pages, package docs) that no fit has seen: the share called `machine`
     and `uncertain` per domain, by a model fitted on all of `data` (train/val split)."""
     split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
-    with single_openmp_thread():
-        model = fit_detector(data.subset(split == "train"), data.subset(split == "val"), setting.recipe, seed,
-                             references=references if setting.references else None, novelty=setting.novelty,
-                             rule=setting.rule)
+    model = setting.fit(data, np.ones(len(split), dtype=bool), split, seed, references)
     said = verdicts(model, references, model.p_machine_from_features(references.features))
     domains = references.table["domain"].to_numpy()
     return pd.DataFrame([{"setting": setting.name, "domain": d, "n_human": int((domains == d).sum()),
@@ -128,11 +129,7 @@ def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
     rows = []
     for generator in sorted(table.loc[essays & (table["label"] == 1).to_numpy(), "generator"].unique()):
         held = essays & (table["generator"] == generator).to_numpy()
-        keep = ~held & ~humans
-        with single_openmp_thread():
-            model = fit_detector(data.subset(keep & (split == "train")), data.subset(keep & (split == "val")),
-                                 setting.recipe, seed, references=references if setting.references else None,
-                                 novelty=setting.novelty, rule=setting.rule)
+        model = setting.fit(data, ~held & ~humans, split, seed, references)
         for attack, part in table[held].groupby(table.loc[held, "attack"].fillna("none")):
             rows_mask = humans | (held & (table["attack"].fillna("none") == attack).to_numpy())
             test = data.subset(rows_mask)
