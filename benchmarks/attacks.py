@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from detector.detector import Detector
-from detector.features import FEATURE_NAMES, FeatureExtractor, features_of
-from detector.model import DetectorModel
+from detector.features import FEATURE_NAMES, features_of
+from detector.model import DetectorModel, score_or_nan
 from detector.normalize import HOMOGLYPHS
 from train import metrics
 
@@ -79,8 +79,7 @@ def attacked(texts: list[str], attack: str, seed: int = 0) -> list[str]:
 
 def raw_p(model: DetectorModel, texts: list[str]) -> np.ndarray:
     """p(machine) without normalisation: statistics and features of the texts exactly as given."""
-    extractor: FeatureExtractor = model.extractor
-    stats = extractor.token_stats(texts)
+    stats = model.scoring_engine.token_stats(texts)
     table = pd.DataFrame([features_of(s, t) for s, t in zip(stats, texts, strict=True)], columns=FEATURE_NAMES)
     return model.p_machine_from_features(table)
 
@@ -88,7 +87,7 @@ def raw_p(model: DetectorModel, texts: list[str]) -> np.ndarray:
 def normalised_p(detector: Detector, texts: list[str]) -> tuple[np.ndarray, float]:
     """p(machine) on the normal path, and the share of texts the normaliser reported as altered."""
     results = detector.score(texts)
-    p = np.array([np.nan if r.p_machine is None else r.p_machine for r in results])
+    p = np.array([score_or_nan(r.p_machine) for r in results])
     return p, float(np.mean([bool(r.altered) for r in results]))
 
 

@@ -3,57 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import attacks, fpr, published, report, sample, throughput, views
+from benchmarks.bench_results import BenchConfig, BenchResults
 from benchmarks.contenders import DETECTOR, Scored, fit_gltr
 from benchmarks.environment import machine
-from benchmarks.shipped import Shipped, shipped_model
-from detector.features import FeatureExtractor
+from benchmarks.shipped import shipped_model
+from detector.features import ScoringEngine
 from detector.model import single_openmp_thread
-
-
-@dataclass
-class BenchConfig:
-    out: Path = sample.ROOT / "benchmarks"
-    data: list[str] | None = None
-    manifest: Path = sample.DEFAULT_MANIFEST
-    published: Path = published.DEFAULT_FOLDER
-    quick: bool = False
-    seed: int = 0
-    attack_texts: int = 100  # machine texts, and as many human texts
-    throughput_texts: int = 48
-    repeats: int = 2
-    command: str = "detector bench"
-
-    def __post_init__(self) -> None:
-        if self.quick:
-            self.attack_texts = min(self.attack_texts, 10)
-            self.throughput_texts = min(self.throughput_texts, 8)
-            self.repeats = 1
-
-
-@dataclass
-class BenchResults:
-    config: BenchConfig
-    source: str
-    scored: Scored
-    shipped: Shipped
-    metrics: pd.DataFrame  # long: every view, cell and contender
-    summary: pd.DataFrame  # one row per set x contender
-    published_full: pd.DataFrame
-    fpr_by_domain: pd.DataFrame
-    fpr_by_length: pd.DataFrame
-    attacks: pd.DataFrame
-    throughput: pd.DataFrame
-    curves: list[views.CellScores]
-    machine: dict[str, str]
-    seconds: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +62,7 @@ def run_bench(config: BenchConfig) -> BenchResults:
     table, source = sample.load_table(config.data, config.manifest, config.quick, config.seed)
     manifest_name = None if config.data else sample.manifest_name(config.manifest)
     print(f"bench: {len(table)} texts ({source})", flush=True)
-    scored = Scored.compute(table, FeatureExtractor(progress=True), config.seed)
+    scored = Scored.compute(table, ScoringEngine(progress=True), config.seed)
     notes = []
     if len(scored.table) < len(table):
         notes.append(f"{len(table) - len(scored.table)} texts without a single scored token were left out.")

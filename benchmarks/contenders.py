@@ -17,9 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detector.features import FEATURE_NAMES, FeatureExtractor
+from detector.features import FEATURE_NAMES, ScoringEngine, features_table
 from detector.metrics import GLTR_BUCKETS, ZERO_SHOT, gltr_fractions
-from train.fit import FeatureData, build_pipeline, fit_classifier
+from detector.model import p_machine_of
+from train.fit import FeatureData, fit_classifier
 from train.splits import train_val_test
 
 DETECTOR = "detector"
@@ -60,12 +61,12 @@ class Scored:
         return self.table["label"].to_numpy()
 
     @classmethod
-    def compute(cls, table: pd.DataFrame, extractor: FeatureExtractor, seed: int = 0) -> Scored:
+    def compute(cls, table: pd.DataFrame, engine: ScoringEngine, seed: int = 0) -> Scored:
         """One LM pass per text (cached); texts without a scored token are dropped."""
-        analyses = extractor.analyse(table["text"].tolist())
+        analyses = engine.analyse(table["text"].tolist())
         keep = np.array([len(a.stats) > 0 for a in analyses])
         analyses = [a for a, k in zip(analyses, keep, strict=True) if k]
-        data = FeatureData(table[keep].reset_index(drop=True), extractor.features_table(analyses),
+        data = FeatureData(table[keep].reset_index(drop=True), features_table(analyses),
                            np.array([len(a.stats) for a in analyses]))
         zero_shot = pd.DataFrame({name: [f(a.stats) for a in analyses] for name, f in ZERO_SHOT.items()})
         gltr = pd.DataFrame([gltr_fractions(a.stats) for a in analyses], columns=GLTR_COLUMNS)
@@ -73,9 +74,6 @@ class Scored:
         return cls(data, zero_shot, gltr, train_val_test(data.table, seed=seed).reset_index(drop=True))
 
 
-def fit_detector(scored: Scored, mask: np.ndarray, classifier: str = "hgb", seed: int = 0) -> Pipeline:
-    """The detector's recipe fitted on the rows in `mask`; returns the classifier steps only."""
-    return fit_classifier(build_pipeline(classifier, seed), scored.data.subset(mask))[1:]
 
 
 def fit_gltr(scored: Scored, mask: np.ndarray) -> Pipeline:
@@ -87,11 +85,11 @@ def trained_scores(scored: Scored, train_mask: np.ndarray, score_mask: np.ndarra
                    seed: int = 0) -> dict[str, np.ndarray]:
     """Both trained contenders fitted on `train_mask`, scores on `score_mask` (NaN elsewhere)."""
     out = {}
-    detector = fit_detector(scored, train_mask, classifier, seed)
+    detector = fit_classifier(scored.data.subset(train_mask), classifier, seed)
     gltr = fit_gltr(scored, train_mask)
     for name, model, X in ((DETECTOR, detector, scored.data.features[FEATURE_NAMES]), (GLTR, gltr, scored.gltr)):
         p = np.full(len(scored.table), np.nan)
-        p[score_mask] = model.predict_proba(X[score_mask])[:, 1]
+        p[score_mask] = p_machine_of(model, X[score_mask])
         out[name] = p
     return out
 

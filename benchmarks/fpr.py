@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detector.model import DetectorModel
+from detector.model import DetectorModel, score_or_none
 from detector.normalize import normalize
 from detector.verdict import MACHINE, UNCERTAIN, decide
 
@@ -25,7 +25,7 @@ def length_bucket(n_tokens: np.ndarray) -> list[str]:
 
 def human_verdicts(table: pd.DataFrame, n_tokens: np.ndarray, p: np.ndarray, model: DetectorModel) -> pd.DataFrame:
     """One row per human text: its group keys, length bucket, p, and the user-facing verdict."""
-    verdicts = [decide(None if np.isnan(pi) else float(pi), int(n), normalize(text).text, model.thresholds)[0]
+    verdicts = [decide(score_or_none(pi), int(n), normalize(text).text, model.thresholds)[0]
                 for text, n, pi in zip(table["text"], n_tokens, p, strict=True)]
     return pd.DataFrame({"dataset": table["dataset"].to_numpy(), "domain": table["domain"].to_numpy(),
                          "length": length_bucket(n_tokens), "n_tokens": n_tokens, "p": p,

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import figures, views
+from benchmarks.bench_results import BenchResults
 from benchmarks.contenders import DESCRIPTIONS, DETECTOR, OURS, ZERO_SHOT_NAMES
 from benchmarks.markdown import table
 from benchmarks.published import FULL_SET_ONLY, PER_SAMPLE
-
-if TYPE_CHECKING:
-    from benchmarks.bench import BenchResults
 
 TARGET_SHARE = 0.85  # issue 4: end-to-end Detector.score >= 85% of the bare forward tokens/s
 
@@ -173,6 +170,7 @@ def full_set_section(results: BenchResults) -> list[str]:
 def write_results_md(results: BenchResults) -> Path:
     cfg, shipped = results.config, results.shipped
     t = shipped.model.thresholds
+    engine = shipped.model.scoring_engine
     m = results.machine
     total = results.seconds.get("total", sum(results.seconds.values()))
     summary = results.summary
@@ -193,8 +191,8 @@ def write_results_md(results: BenchResults) -> Path:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; torch {m['torch']}, Python {m['python']}, "
         f"scikit-learn {m['scikit-learn']}; commit {m['commit']}.",
-        f"LM for every contender of ours: `{shipped.model.extractor.lm}` "
-        f"({shipped.model.extractor.language_model().revision}), first {shipped.model.extractor.max_tokens} tokens.",
+        f"LM for every contender of ours: `{engine.lm}` ({engine.language_model().revision}), "
+        f"first {engine.max_tokens} tokens.",
         f"Data: {results.source}: {len(tbl)} texts, {int(tbl['label'].sum())} machine.",
         "",
         table(composition),

@@ -45,7 +45,7 @@ def speed_table(detector: Detector, texts: list[str], repeats: int = 2) -> pd.Da
     runs, n_tokens = {}, {}
     for precision in PRECISIONS:
         engine_detector = _at_precision(detector, precision, cache=None, progress=False)
-        lm: LanguageModel = engine_detector.model.extractor.language_model()
+        lm: LanguageModel = engine_detector.model.scoring_engine.language_model()
         batches = lm.input_batches([normalize(t).text for t in texts])
         n_tokens[precision] = sum(len(lm.tokenize(normalize(t).text)[0]) for t in dict.fromkeys(texts))
         runs[(precision, "bare forward")] = lambda lm=lm, b=batches: lm.bare_forward(b)

@@ -15,6 +15,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,6 @@ from sklearn.pipeline import Pipeline
 
 from benchmarks.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
 from detector.detector import Detector
-from detector.features import FeatureExtractor
 from detector.metrics import ZERO_SHOT, gltr_fractions
 from detector.model import DetectorModel
 from detector.normalize import normalize
@@ -78,10 +78,8 @@ def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], repeats: int = 2) -> pd.DataFrame:
     """One row per contender (and the bare forward pass): seconds, texts/s, tokens/s, share of the bare rate."""
-    params = model.extractor.get_params()
-    extractor = FeatureExtractor(lm=params["lm"], device=params["device"], dtype=params["dtype"],
-                                 max_tokens=params["max_tokens"], cache=None)
-    lm = extractor.language_model()
+    engine = replace(model.scoring_engine, cache=None, progress=False)
+    lm = engine.language_model()
     normalised = [normalize(t).text for t in texts]
     batches = lm.input_batches(normalised)
     uncached = copy.deepcopy(model)
@@ -93,7 +91,7 @@ def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], rep
 
     runs: dict[str, Callable[[], object]] = {
         BARE: lambda: lm.bare_forward(batches),
-        SHARED: lambda: extractor.token_stats([normalize(t).text for t in texts]),
+        SHARED: lambda: engine.token_stats([normalize(t).text for t in texts]),
         DETECTOR: lambda: detector.score(texts),
     }
     for run in runs.values():  # warm-up: every shape once

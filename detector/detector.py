@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
-from detector.features import Analysis
-from detector.model import DetectorModel
+from detector.features import Analysis, features_table
+from detector.model import DetectorModel, score_or_nan, score_or_none
 from detector.verdict import decide
 
 
@@ -50,7 +48,7 @@ class Detector:
         return cls(load_model(location))
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
-        return self.model.extractor.analyse(texts)
+        return self.model.scoring_engine.analyse(texts)
 
     def score(self, texts: Sequence[str] | str, explain: bool = False) -> list[Result]:
         """One `Result` per text (a single string is one text, not a sequence of characters)."""
@@ -60,12 +58,12 @@ class Detector:
         return self.results(analyses, explain=explain)
 
     def results(self, analyses: Sequence[Analysis], explain: bool = False) -> list[Result]:
-        table = self.model.extractor.features_table(analyses)
+        table = features_table(analyses)
         p = self.model.p_machine_from_features(table)
         novel = self.model.novelty_reasons(table)
         out = []
         for analysis, p_machine, why_novel in zip(analyses, p, novel, strict=True):
-            p_value = None if np.isnan(p_machine) else float(p_machine)
+            p_value = score_or_none(p_machine)
             verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel)
             if analysis.normalized.altered:
                 reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
@@ -79,4 +77,4 @@ class Detector:
 
     def inference(self, texts: Sequence[str]) -> list[float]:
         """RAID's detector contract: one float per text, higher = more likely machine."""
-        return [r.p_machine if r.p_machine is not None else float("nan") for r in self.score(texts)]
+        return [score_or_nan(r.p_machine) for r in self.score(texts)]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features import FEATURE_NAMES, FEATURES, Analysis, features_of
-from detector.model import DetectorModel
+from detector.model import DetectorModel, score_or_none
 from detector.text import sentence_spans
 
 WINDOW_SENTENCES = 1  # neighbours on each side included when scoring a sentence
@@ -37,13 +37,13 @@ def sentence_scores(model: DetectorModel, analysis: Analysis) -> list[dict]:
         rows.append({"start": lo, "end": hi, "text": text[lo:hi], "n_tokens": n_own})
     p = model.p_machine_from_features(pd.DataFrame(windows, columns=FEATURE_NAMES, dtype=float))
     for row, value in zip(rows, p, strict=True):
-        row["p_machine"] = None if np.isnan(value) else float(value)
+        row["p_machine"] = score_or_none(value)
     return rows
 
 
 def feature_pushes(model: DetectorModel, features: dict[str, float], top: int = 5) -> list[dict]:
     """The features whose value moved p(machine) most, against the human-median baseline."""
-    reference = model.card.get("feature_reference", {})
+    reference = model.card.feature_reference
     human_median = {name: ref["human"][2] for name, ref in reference.items()}
     if not human_median:
         return []

@@ -1,8 +1,11 @@
-"""Texts -> feature table: a scikit-learn transformer over the LM's token statistics and stylometry.
+"""Texts -> feature table: the feature definitions, the scoring engine and a scikit-learn transformer.
 
-`FeatureExtractor` can sit at the head of a `Pipeline`, so a whole detector (text in, p(machine) out)
-can be fitted, saved and logged to mlflow as one object. The LM is loaded lazily and never saved with
-it; token statistics go through the on-disk cache, so a text is never passed through the LM twice.
+`ScoringEngine` is plain Python: normalisation, the LM, the token-statistics cache and the features
+of each text. `FeatureExtractor` is a thin scikit-learn transformer over it (strings in,
+feature table out) that holds only the engine's settings, so a whole detector (text in, p(machine)
+out) is one `Pipeline`, fitted, saved and logged to mlflow whole. The LM is loaded on the first text
+that is not in the stats cache and is never saved with the pipeline, so a text is never passed
+through the LM twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 from tqdm.auto import tqdm
 
 from detector import metrics
@@ -126,6 +130,11 @@ class Analysis:
         return features_of(self.stats, self.text)
 
 
+def features_table(analyses: Sequence[Analysis]) -> pd.DataFrame:
+    """One row of `FEATURE_NAMES` per analysed text (NaN for LM features of a text without tokens)."""
+    return pd.DataFrame([a.features() for a in analyses], columns=FEATURE_NAMES, dtype=float)
+
+
 @lru_cache(maxsize=4)
 def shared_lm(name: str, device: str, dtype: str, max_tokens: int) -> LanguageModel:
     """One loaded LM per configuration and process."""
@@ -133,55 +142,45 @@ def shared_lm(name: str, device: str, dtype: str, max_tokens: int) -> LanguageMo
 
 
 def as_texts(X) -> list[str]:
-    """Accept a list of strings, a Series, or a DataFrame with a `text` column."""
+    """A list of strings, a Series of them, or a DataFrame with a `text` column -> list of texts.
+
+    Anything else (one string, a 2-D array, numbers, None) is a TypeError or ValueError that names it:
+    the features of `str(x)` of a number would be silently meaningless.
+    """
+    if isinstance(X, str):
+        raise TypeError("expected a sequence of texts, got a single string (wrap it in a list)")
     if isinstance(X, pd.DataFrame):
         if "text" not in X.columns:
             raise ValueError("expected a DataFrame with a 'text' column")
         X = X["text"]
-    return [str(t) for t in X]
+    if getattr(X, "ndim", 1) != 1:
+        raise ValueError(f"expected a 1-D sequence of texts, got an array of shape {X.shape}")
+    texts = list(X)
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"expected texts (str), got {type(bad).__name__}")
+    return [str(t) for t in texts]
 
 
-class FeatureExtractor(TransformerMixin, BaseEstimator):
-    """Texts -> DataFrame of `FEATURE_NAMES` (see `FEATURES` for what each one means).
+@dataclass(frozen=True)
+class ScoringEngine:
+    """The scoring engine: texts -> normalised texts -> token statistics (stats cache, else one LM pass)
+    -> features. Plain Python, not an estimator: `FeatureExtractor.scoring_engine` builds one from the
+    transformer's settings.
 
-    Parameters
-    ----------
-    lm : LM name: the packaged default, another packaged name, or any transformers model id or path.
-    device, dtype : where and in what precision to run the LM.
-    max_tokens : only the first `max_tokens` tokens of a text are scored.
-    cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
-    chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
-    progress : show a progress bar over tokens.
+    Parameters are those of `FeatureExtractor` (see there).
     """
 
-    def __init__(
-        self,
-        lm: str = DEFAULT_LM,
-        device: str = "cpu",
-        dtype: str = DEFAULT_DTYPE,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        cache: str | None = "default",
-        chunk_size: int = 64,
-        progress: bool = False,
-    ):
-        self.lm = lm
-        self.device = device
-        self.dtype = dtype
-        self.max_tokens = max_tokens
-        self.cache = cache
-        self.chunk_size = chunk_size
-        self.progress = progress
-
-    def fit(self, X, y=None):
-        self.n_features_in_ = 1
-        self.feature_names_out_ = np.array(FEATURE_NAMES, dtype=object)
-        self.feature_version_ = FEATURE_VERSION
-        return self
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        return np.array(FEATURE_NAMES, dtype=object)
+    lm: str = DEFAULT_LM
+    device: str = "cpu"
+    dtype: str = DEFAULT_DTYPE
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    cache: str | None = "default"
+    chunk_size: int = 64
+    progress: bool = False
 
     def language_model(self) -> LanguageModel:
+        """The LM, loaded once per configuration and process (seconds; only on first use)."""
         return shared_lm(self.lm, self.device, self.dtype, self.max_tokens)
 
     def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
@@ -207,15 +206,75 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         return [found[t] for t in texts]
 
     def analyse(self, texts: Iterable[str]) -> list[Analysis]:
+        """Normalise each text and compute its token statistics (one LM pass per uncached text)."""
         originals = list(texts)
         normalized = [normalize(t) for t in originals]
         stats = self.token_stats([n.text for n in normalized])
         return [Analysis(o, n, s) for o, n, s in zip(originals, normalized, stats, strict=True)]
 
-    def transform(self, X) -> pd.DataFrame:
-        return self.features_table(self.analyse(as_texts(X)))
+    def features(self, texts: Iterable[str]) -> pd.DataFrame:
+        return features_table(self.analyse(texts))
 
-    @staticmethod
-    def features_table(analyses: Sequence[Analysis]) -> pd.DataFrame:
-        rows = [a.features() for a in analyses]
-        return pd.DataFrame(rows, columns=FEATURE_NAMES, dtype=float)
+
+class FeatureExtractor(TransformerMixin, BaseEstimator):
+    """Texts -> DataFrame of `FEATURE_NAMES` (see `FEATURES` for what each one means).
+
+    A thin scikit-learn transformer over `ScoringEngine`: it takes a 1-D sequence of strings (its tags
+    say so), holds only the engine's settings, and learns nothing from the texts it is fitted on (`fit`
+    records the feature names and version it produces; `requires_fit` is False). The classifier
+    steps after it are what a training run fits.
+
+    Parameters
+    ----------
+    lm : LM name: the packaged default, another packaged name, or any transformers model id or path.
+    device, dtype : where and in what precision to run the LM.
+    max_tokens : only the first `max_tokens` tokens of a text are scored.
+    cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
+    chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
+    progress : show a progress bar over texts.
+    """
+
+    def __init__(
+        self,
+        lm: str = DEFAULT_LM,
+        device: str = "cpu",
+        dtype: str = DEFAULT_DTYPE,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        cache: str | None = "default",
+        chunk_size: int = 64,
+        progress: bool = False,
+    ):
+        self.lm = lm
+        self.device = device
+        self.dtype = dtype
+        self.max_tokens = max_tokens
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.one_d_array = True  # a sequence of texts
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = False  # nothing is learned from texts
+        tags.target_tags.required = False
+        return tags
+
+    @property
+    def scoring_engine(self) -> ScoringEngine:
+        """The scoring engine with this transformer's current settings (cheap: the LM is loaded once
+        per configuration and process, on the first text not in the stats cache)."""
+        return ScoringEngine(**self.get_params())
+
+    def fit(self, X, y=None) -> FeatureExtractor:
+        as_texts(X)  # refuse what is not texts, as transform would
+        self.feature_names_out_ = np.array(FEATURE_NAMES, dtype=object)
+        self.feature_version_ = FEATURE_VERSION
+        return self
+
+    def transform(self, X) -> pd.DataFrame:
+        return self.scoring_engine.features(as_texts(X))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.array(FEATURE_NAMES, dtype=object)

@@ -3,22 +3,24 @@
 The pipeline is `features -> scale -> calibrated classifier`, text in, p(machine) out. The card holds
 what a user needs to trust it: the LM and its revision, feature names and version, training data
 digests, validation metrics, and the verdict thresholds with the false-positive rates they were
-chosen for. Loading checks every type in the file against an allow-list, so it runs no code from it.
+chosen for. Loading checks every type named in the file against an exact allow-list before anything
+is built, so a file can only rebuild those types: it cannot name a function (exec, os.system) to call.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from detector.errors import UserError
-from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine
 from detector.lm import ENGINE
 from detector.novelty import Novelty
 
@@ -122,11 +124,97 @@ def threshold_for_fpr(human_scores: np.ndarray, fpr: float) -> float:
     return float(scores[len(scores) - k - 1])
 
 
+def p_machine_of(classifier: Pipeline, table: pd.DataFrame) -> np.ndarray:
+    """p(machine) of each row of a feature table from fitted classifier steps (the pipeline after its
+    feature extractor); rows with a missing feature (a text without tokens) get NaN, not a guess."""
+    p = np.full(len(table), np.nan)
+    ok = table.notna().all(axis=1).to_numpy()
+    if ok.any():
+        with single_openmp_thread():
+            p[ok] = classifier.predict_proba(table[ok])[:, 1]
+    return p
+
+
+def score_or_none(p: float) -> float | None:
+    """A p(machine) for records and JSON: None where there is no score (NaN in arrays)."""
+    return None if p is None or np.isnan(p) else float(p)
+
+
+def score_or_nan(p: float | None) -> float:
+    """A p(machine) for arrays: NaN where there is no score (None in records)."""
+    return float("nan") if p is None else float(p)
+
+
+@dataclass
+class ModelCard:
+    """model_card.json as a record: what a user needs to trust a model. Written by `DetectorModel.save`
+    (which fills in the thresholds, features and LM of the model it describes) and read by `load`.
+
+    Keys this version does not know (a card from a newer detector) are kept in `extra` and written back.
+    """
+
+    name: str = "mgt-detector"
+    classifier: str = ""  # the recipe name or v1 alias it was trained as
+    trained: str = ""  # date
+    training_data: dict[str, dict[str, Any]] = field(default_factory=dict)  # per dataset: n, digest, generators
+    split: dict[str, int] = field(default_factory=dict)
+    split_rule: str = ""
+    recipe: str = ""
+    novelty: dict[str, Any] | None = None
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    test_metrics_all_lengths: dict[str, Any] = field(default_factory=dict)
+    feature_reference: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    data_specs: list[str] = field(default_factory=list)
+    cv_auroc: list[float] = field(default_factory=list)
+    holdout_auroc: dict[str, dict[str, float]] = field(default_factory=dict)  # by -> held-out value -> AUROC
+    thresholds: Thresholds | None = None
+    feature_names: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
+    feature_version: int | None = FEATURE_VERSION
+    lm: dict[str, Any] = field(default_factory=dict)  # the feature extractor's settings
+    engine: str = ""
+    manifest: dict[str, Any] | None = None  # the shipped model: its training sample
+    recipe_choice: str | None = None
+    held_out_protocol: list[dict[str, Any]] | None = None
+    out_of_domain_human_check: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "holdout_auroc":  # flat keys, as cards have always had them
+                out.update({f"holdout_{by}_auroc": table for by, table in value.items()})
+            elif f.name == "thresholds":
+                out["thresholds"] = None if value is None else asdict(value)
+            elif f.name == "cv_auroc" and not value:
+                continue
+            elif f.name == "extra":
+                out.update(value)
+            elif value is not None or f.name == "novelty":
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCard:
+        """A card from its JSON object; TypeError/KeyError where a known key has the wrong shape."""
+        known = {f.name for f in fields(cls)} - {"holdout_auroc", "extra"}
+        card = cls(**{k: v for k, v in data.items() if k in known and k != "thresholds"})
+        if data.get("thresholds") is not None:
+            card.thresholds = Thresholds(**data["thresholds"])
+        card.holdout_auroc = {k.removeprefix("holdout_").removesuffix("_auroc"): v for k, v in data.items()
+                              if k.startswith("holdout_") and k.endswith("_auroc")}
+        card.extra = {k: v for k, v in data.items() if k not in known and not k.startswith("holdout_")}
+        return card
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, default=_json_default) + "\n")
+
+
 @dataclass
 class DetectorModel:
     pipeline: Pipeline
     thresholds: Thresholds
-    card: dict = field(default_factory=dict)
+    card: ModelCard = field(default_factory=ModelCard)
     novelty: Novelty | None = None  # out-of-distribution check of `machine` verdicts
 
     def novelty_reasons(self, table: pd.DataFrame) -> list[str | None]:
@@ -135,7 +223,13 @@ class DetectorModel:
 
     @property
     def extractor(self) -> FeatureExtractor:
+        """The pipeline's first step: its settings (LM, precision, cache) are the model's."""
         return self.pipeline.named_steps["features"]
+
+    @property
+    def scoring_engine(self) -> ScoringEngine:
+        """The scoring engine with the extractor's current settings."""
+        return self.extractor.scoring_engine
 
     @property
     def classifier(self) -> Pipeline:
@@ -144,12 +238,7 @@ class DetectorModel:
 
     def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:
         """p(machine) from a feature table; rows with missing features get NaN."""
-        p = np.full(len(table), np.nan)
-        ok = table.notna().all(axis=1).to_numpy()
-        if ok.any():
-            with single_openmp_thread():
-                p[ok] = self.classifier.predict_proba(table[ok])[:, 1]
-        return p
+        return p_machine_of(self.classifier, table)
 
     def predict_proba(self, texts) -> np.ndarray:
         return self.pipeline.predict_proba(texts)
@@ -162,10 +251,10 @@ class DetectorModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sio.dump(self.pipeline, folder / MODEL_FILE)
-        card = {**self.card, "thresholds": self.thresholds.__dict__, "feature_names": FEATURE_NAMES,
-                "feature_version": FEATURE_VERSION, "lm": self.extractor.get_params(),
-                "engine": f"{ENGINE}-{self.extractor.dtype}"}
-        (folder / CARD_FILE).write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+        self.card = replace(self.card, thresholds=self.thresholds, feature_names=list(FEATURE_NAMES),
+                            feature_version=FEATURE_VERSION, lm=self.extractor.get_params(),
+                            engine=f"{ENGINE}-{self.extractor.dtype}")
+        self.card.write(folder / CARD_FILE)
         if self.novelty is not None:
             self.novelty.save(folder)
         return folder
@@ -179,29 +268,31 @@ class DetectorModel:
         model_file, card_file = folder / MODEL_FILE, folder / CARD_FILE
         if not model_file.is_file() or not card_file.is_file():
             raise ModelError(f"{folder}: not a detector model (needs {MODEL_FILE} and {CARD_FILE})")
-        card = _read_card(card_file)
-        if card.get("feature_version") != FEATURE_VERSION:
-            raise ModelError(f"{folder}: model built with feature version {card.get('feature_version')}, "
+        card = read_card(card_file)
+        if card.feature_version != FEATURE_VERSION:
+            raise ModelError(f"{folder}: model built with feature version {card.feature_version}, "
                              f"this detector computes version {FEATURE_VERSION}: retrain it")
-        try:
-            thresholds = Thresholds(**card["thresholds"])
-        except (KeyError, TypeError) as err:
-            raise ModelError(f"{card_file}: broken model card (thresholds: {err})") from err
+        if card.thresholds is None:
+            raise ModelError(f"{card_file}: broken model card (thresholds: missing)")
         pipeline = _load_pipeline(model_file)
         if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
             raise ModelError(f"{model_file}: not a detector pipeline ({type(pipeline).__name__})")
-        return cls(pipeline, thresholds, card, Novelty.load(folder))
+        return cls(pipeline, card.thresholds, card, Novelty.load(folder))
 
 
-def _read_card(card_file: Path) -> dict:
+def read_card(card_file: str | Path) -> ModelCard:
+    """A model_card.json as a `ModelCard`; a ModelError saying what is wrong otherwise."""
     try:
-        card = json.loads(card_file.read_bytes())
+        data = json.loads(Path(card_file).read_bytes())
     except (OSError, ValueError, RecursionError) as err:  # ValueError covers JSON and decoding errors
         raise ModelError(f"{card_file}: broken model card ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:120] if str(err) else ''})") from err
-    if not isinstance(card, dict):
+    if not isinstance(data, dict):
         raise ModelError(f"{card_file}: broken model card (not a JSON object)")
-    return card
+    try:
+        return ModelCard.from_json(data)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ModelError(f"{card_file}: broken model card ({str(err).splitlines()[0][:120]})") from err
 
 
 def _load_pipeline(model_file: Path):

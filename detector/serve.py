@@ -428,12 +428,12 @@ def describe(detector: Detector, location: str | None) -> dict:
 
     model = detector.model
     extractor = model.extractor
-    lm = extractor.language_model()
+    lm = model.scoring_engine.language_model()
     card = model.card
     return {
-        "model": {"location": location or "default (shipped)", "name": card.get("name"),
-                  "trained": card.get("trained"), "classifier": card.get("classifier"),
-                  "feature_version": card.get("feature_version")},
+        "model": {"location": location or "default (shipped)", "name": card.name,
+                  "trained": card.trained, "classifier": card.classifier,
+                  "feature_version": card.feature_version},
         "lm": {"name": lm.name, "revision": lm.revision, "max_tokens": lm.max_tokens, "window": lm.window},
         "engine": {"device": extractor.device, "dtype": extractor.dtype, "torch": torch.__version__,
                    "threads": torch.get_num_threads()},

@@ -62,7 +62,8 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int)
 
         detector = Detector.load(location)
         detector.model.extractor.set_params(cache=stats_cache)
-        detector.model.extractor.language_model()  # the LM loads lazily; here, so it counts as loading
+        # The LM loads on the first text not in the cache; load it here, so it counts as loading.
+        detector.model.scoring_engine.language_model()
         _DETECTORS[key] = detector
         LOADS["count"] += 1
     return _DETECTORS[key]

@@ -114,7 +114,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_plots_folder(args.plots, given)
     detector = Detector.load(args.model)
     table = _load_table(args)
-    data = FeatureData.compute(table, detector.model.extractor.set_params(progress=True))
+    detector.model.extractor.set_params(progress=True)
+    data = FeatureData.compute(table, detector.model.scoring_engine)
     metric_table, p = evaluate_model(detector.model, data)
     _print_table(f"metrics at the model's threshold ({detector.model.thresholds.machine:.3f}):", metric_table)
     if args.plots:

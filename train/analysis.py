@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector.features import FEATURE_NAMES, FEATURES, Analysis
+from detector.features import FEATURE_NAMES, FEATURES, Analysis, features_table
 from detector.metrics import ZERO_SHOT, gltr_fractions
+from detector.model import score_or_nan
 from detector.token_stats import TokenStats
 from train import metrics
 
@@ -142,7 +143,7 @@ def load_or_train(model: str | None, data: str, folder: str | Path | None = None
 
 def trained_on(model, table: pd.DataFrame) -> list[str]:
     """Datasets of `table` whose name appears in the model's training data (results there are optimistic)."""
-    seen = set(model.card.get("training_data", {}))
+    seen = set(model.card.training_data)
     return sorted(seen & {str(d) for d in table["dataset"].unique()})
 
 
@@ -340,10 +341,10 @@ def score_table(detector, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     outcome; the feature table of the same rows)."""
     analyses: list[Analysis] = detector.analyse(table["text"].tolist())
     results = detector.results(analyses)
-    features = detector.model.extractor.features_table(analyses)
+    features = features_table(analyses)
     scored = table.reset_index(drop=True).copy()
     scored["n_tokens"] = [r.n_tokens for r in results]
-    scored["p_machine"] = [np.nan if r.p_machine is None else r.p_machine for r in results]
+    scored["p_machine"] = [score_or_nan(r.p_machine) for r in results]
     scored["verdict"] = [r.verdict for r in results]
     scored["reason"] = [r.reason for r in results]
     scored["length_band"] = length_band(scored["n_tokens"])
@@ -466,7 +467,7 @@ def out_of_fold_scores(features: pd.DataFrame, table: pd.DataFrame, classifier: 
                        seed: int = 0) -> np.ndarray:
     """p(machine) of each text from a detector trained without its fold (folds grouped by pair_id), so
     every text is scored by a model that never saw it."""
-    from train.fit import FeatureData, build_pipeline, fit_classifier
+    from train.fit import FeatureData, fitted_p_machine
     from train.splits import cv_folds
 
     table = table.reset_index(drop=True)
@@ -478,12 +479,7 @@ def out_of_fold_scores(features: pd.DataFrame, table: pd.DataFrame, classifier: 
         train = data.subset(~held)
         if not held.any() or train.table["label"].nunique() < 2:
             continue
-        pipeline = fit_classifier(build_pipeline(classifier, seed), train)
-        rows = data.features[held][FEATURE_NAMES]
-        ok = rows.notna().all(axis=1).to_numpy()
-        idx = np.flatnonzero(held)[ok]
-        if len(idx):
-            p[idx] = pipeline[1:].predict_proba(rows[ok])[:, 1]
+        p[held] = fitted_p_machine(train, data.features[held], classifier, seed)
     return p
 
 
@@ -500,13 +496,13 @@ def contender_table(table: pd.DataFrame, scores: pd.DataFrame, set_name: str) ->
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def side_by_side(table: pd.DataFrame, extractor, set_name: str = "fixture",
+def side_by_side(table: pd.DataFrame, engine, set_name: str = "fixture",
                  classifier: str = "logreg", k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-text scores of every contender, their metric table): the zero-shot scores next to a small
     trained detector scored out of fold, on the same texts and one LM pass."""
-    analyses = extractor.analyse(table["text"].tolist())
+    analyses = engine.analyse(table["text"].tolist())
     scores = zero_shot_scores(analyses)
-    features = extractor.features_table(analyses)
+    features = features_table(analyses)
     scores[f"trained {classifier} ({k}-fold)"] = out_of_fold_scores(features, table, classifier, k)
     return scores, contender_table(table, scores, set_name)
 

@@ -22,8 +22,8 @@ import json
 import time
 from pathlib import Path
 
-from detector.features import FEATURE_VERSION, FeatureExtractor
-from detector.model import DEFAULT_MODEL_DIR
+from detector.features import FEATURE_VERSION, ScoringEngine
+from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, read_card
 from detector.token_stats import STATS_VERSION
 from train.data import load_manifest
 from train.fit import FeatureData
@@ -36,17 +36,17 @@ FEATURES_DIR = ROOT / "data" / "features"
 RECIPE = "rf-all"
 
 
-def engine_signature(extractor: FeatureExtractor) -> dict[str, str]:
+def engine_signature(engine: ScoringEngine) -> dict[str, str]:
     """What the features depend on besides the text: a feature table is reused only if all match."""
-    return {"feature_version": str(FEATURE_VERSION), "stats_version": str(STATS_VERSION), "lm": extractor.lm,
-            "dtype": extractor.dtype, "max_tokens": str(extractor.max_tokens)}
+    return {"feature_version": str(FEATURE_VERSION), "stats_version": str(STATS_VERSION), "lm": engine.lm,
+            "dtype": engine.dtype, "max_tokens": str(engine.max_tokens)}
 
 
 def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData:
     """The committed feature table `name`, or computed from `make_table()` (LM pass) and saved."""
     path = FEATURES_DIR / f"{name}.parquet"
-    extractor = FeatureExtractor(progress=True)
-    wanted = engine_signature(extractor)
+    engine = ScoringEngine(progress=True)
+    wanted = engine_signature(engine)
     if path.exists() and not recompute:
         data, metadata = FeatureData.load(path)
         if all(metadata.get(k) == v for k, v in wanted.items()):
@@ -55,7 +55,7 @@ def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData
         print(f"{path.relative_to(ROOT)} was made with other settings ({metadata}): recomputing")
     table = make_table()
     print(f"{name}: {len(table)} texts through the LM (cached statistics are reused)", flush=True)
-    data = FeatureData.compute(table, extractor)
+    data = FeatureData.compute(table, engine)
     data.save(path, **wanted)
     return data
 
@@ -80,15 +80,15 @@ def main(argv: list[str] | None = None) -> None:
                        experiment="default-model", output=args.output, features=data)
     protocol = run_protocol(data, [Setting(args.recipe)])
     check = reference_check(data, Setting(args.recipe), references)
-    card_path = Path(args.output) / "model_card.json"
-    card = json.loads(card_path.read_text())
-    card["manifest"] = manifest
-    card["recipe_choice"] = ("chosen by the held-out protocol (benchmarks/PROTOCOL.md) on its worst held-out "
-                             "dataset/domain, never on the in-distribution split")
+    card_path = Path(args.output) / CARD_FILE
+    card = read_card(card_path)
+    card.manifest = manifest
+    card.recipe_choice = ("chosen by the held-out protocol (benchmarks/PROTOCOL.md) on its worst held-out "
+                          "dataset/domain, never on the in-distribution split")
     rows = protocol.drop(columns=["setting"])
-    card["held_out_protocol"] = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    card["out_of_domain_human_check"] = check.drop(columns=["setting"]).to_dict("records")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card.held_out_protocol = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    card.out_of_domain_human_check = check.drop(columns=["setting"]).to_dict("records")
+    card.write(card_path)
     print(result.test_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for by, frame in result.holdout.items():
         print(f"\nleave-one-{by}-out\n" + frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

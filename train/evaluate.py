@@ -12,7 +12,7 @@ from detector import plots
 from detector.features import FEATURE_NAMES
 from detector.model import DetectorModel
 from train import metrics
-from train.fit import FeatureData, build_pipeline, fit_classifier
+from train.fit import FeatureData, fitted_p_machine
 from train.splits import holdouts
 
 
@@ -86,8 +86,7 @@ def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str 
         train = data.subset(train_mask)
         if np.bincount(train.table["label"], minlength=2).min() < 2:
             continue  # nothing left to train on without this group
-        pipeline = fit_classifier(build_pipeline(classifier, seed), train)
         test = data.subset(test_mask)
-        p = pipeline[1:].predict_proba(test.features[FEATURE_NAMES])[:, 1]
+        p = fitted_p_machine(train, test.features, classifier, seed)
         rows.append({"held_out": value, **metrics.metric_row(test.table["label"], p)})
     return pd.DataFrame(rows)

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from detector.features import FeatureExtractor
+from detector.features import ScoringEngine
 from detector.normalize import normalize
 from train.data import load_manifest
 
@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     table, manifest = load_manifest(args.manifest)
     print(f"{manifest['name']}: {len(table)} texts; {table.groupby('dataset').size().to_dict()}", flush=True)
-    extractor = FeatureExtractor(progress=True)
+    engine = ScoringEngine(progress=True)
     order = np.random.default_rng(manifest.get("seed", 0)).permutation(len(table))
     texts = [normalize(t).text for t in table["text"].to_numpy()[order]]
     for start in range(0, len(texts), args.chunk):
-        extractor.token_stats(texts[start : start + args.chunk])
+        engine.token_stats(texts[start : start + args.chunk])
         print(f"{min(start + args.chunk, len(texts))}/{len(texts)} texts cached", flush=True)
 
 

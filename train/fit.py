@@ -16,8 +16,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from detector.explain import feature_reference
-from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor
-from detector.model import DetectorModel, Thresholds, single_openmp_thread
+from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, ScoringEngine, features_table
+from detector.model import DetectorModel, ModelCard, Thresholds, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty
 from train import metrics
 from train.data import DataError
@@ -28,9 +28,10 @@ from train.splits import train_val_test
 LENGTH_EDGES = (8, 16, 24, 32, 48, 64, 96, 128)
 
 
-def build_pipeline(recipe: str = "hgb", seed: int = 0, **extractor_params) -> Pipeline:
-    """Text -> features -> the recipe's steps (select, impute, scale, calibrated classifier)."""
-    return Pipeline([("features", FeatureExtractor(**extractor_params)), *get_recipe(recipe).steps(seed)])
+def detector_pipeline(classifier: Pipeline, **extractor_params) -> Pipeline:
+    """The whole detector, texts in, p(machine) out, as saved and logged: the feature transformer (it
+    learns nothing from texts, so it needs no fitting) ahead of fitted classifier steps."""
+    return Pipeline([("features", FeatureExtractor(**extractor_params)), *classifier.steps])
 
 
 META_COLUMNS = ["id", "label", "dataset", "domain", "generator", "attack", "pair_id"]
@@ -54,11 +55,11 @@ class FeatureData:
             self.problem = np.full(len(self.table), "", dtype=object)
 
     @classmethod
-    def compute(cls, table: pd.DataFrame, extractor: FeatureExtractor) -> FeatureData:
+    def compute(cls, table: pd.DataFrame, engine: ScoringEngine) -> FeatureData:
         from detector.verdict import text_problem
 
-        analyses: list[Analysis] = extractor.analyse(table["text"].tolist())
-        return cls(table.reset_index(drop=True), extractor.features_table(analyses),
+        analyses: list[Analysis] = engine.analyse(table["text"].tolist())
+        return cls(table.reset_index(drop=True), features_table(analyses),
                    np.array([len(a.stats) for a in analyses]),
                    np.array([text_problem(a.text) or "" for a in analyses], dtype=object))
 
@@ -100,18 +101,24 @@ class FeatureData:
                    frame["problem"].to_numpy(dtype=object)), metadata
 
 
-def fit_classifier(pipeline: Pipeline, data: FeatureData) -> Pipeline:
-    """Fit the steps after feature extraction on cached features; mark the extractor fitted."""
+def fit_classifier(data: FeatureData, recipe: str = "hgb", seed: int = 0) -> Pipeline:
+    """Features of cached texts -> the recipe's classifier steps (select, impute, scale, calibrated
+    classifier) fitted on them, with no LM pass. Training, cross-validation, hold-outs, the protocol and
+    the benchmark all fit through here; `detector_pipeline` puts the feature transformer ahead."""
     labels = data.table["label"].to_numpy()
     smallest_class = int(np.bincount(labels, minlength=2).min())
     if smallest_class < 2:
         raise DataError("too few texts of one class to fit a calibrated classifier (need 2+ of each)")
     # Calibration folds cannot outnumber the texts of the smaller class (tiny or held-out data).
-    pipeline.set_params(classify__cv=min(5, smallest_class))
-    pipeline[0].fit(None)
+    classifier = Pipeline(get_recipe(recipe).steps(seed, calibration_folds=min(5, smallest_class)))
     with single_openmp_thread():
-        pipeline[1:].fit(data.features[FEATURE_NAMES], labels)
-    return pipeline
+        return classifier.fit(data.features[FEATURE_NAMES], labels)
+
+
+def fitted_p_machine(train: FeatureData, features: pd.DataFrame, recipe: str = "hgb", seed: int = 0) -> np.ndarray:
+    """p(machine) of each row of `features` from the recipe fitted on `train` (NaN where a feature is
+    missing): cross-validation, hold-outs and out-of-fold scores."""
+    return p_machine_of(fit_classifier(train, recipe, seed), features[FEATURE_NAMES])
 
 
 def reliable_length(n_tokens: np.ndarray, y: np.ndarray, p: np.ndarray, min_auroc: float = 0.8,
@@ -156,7 +163,7 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     (rule "by-length", the default) or over all lengths at once ("worst-group"); "pooled" is the v1
     rule (one quantile over all validation humans), kept to show what the new ones change.
     """
-    pipeline = fit_classifier(build_pipeline(recipe, seed, **extractor_params), train)
+    pipeline = detector_pipeline(fit_classifier(train, recipe, seed), **extractor_params)
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
     val_p = model.p_machine_from_features(val.features)
     val_y = val.table["label"].to_numpy()
@@ -184,13 +191,22 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     return model
 
 
+@dataclass
+class TrainingReport:
+    """What `train_detector` measured besides the model: the test metrics and what they came from."""
+
+    test_table: pd.DataFrame  # metric rows (overall and per group) on the judged test texts
+    split: pd.Series  # "train" / "val" / "test" per row of the training data
+    test: FeatureData
+    test_p: np.ndarray  # p(machine) of every test text
+    val_p: np.ndarray
+    seconds: float
+
+
 def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01, seed: int = 0,
                    split: pd.Series | None = None, references: FeatureData | None = None, novelty: bool = True,
-                   **extractor_params) -> tuple[DetectorModel, dict]:
-    """Fit on the train split; thresholds and reliable length on val; metrics on test.
-
-    Returns the model and a report: metric tables for test, the split used, timings.
-    """
+                   **extractor_params) -> tuple[DetectorModel, TrainingReport]:
+    """Fit on the train split; thresholds and reliable length on val; metrics on test."""
     started = time.time()
     split = train_val_test(data.table, seed=seed) if split is None else split
     split = split.reset_index(drop=True)
@@ -208,24 +224,22 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
     test_table = metrics.metric_table(parts["test"].table[test_judged], test_p[test_judged],
                                       model.thresholds.machine)
     overall = test_table.iloc[0].to_dict()
-    model.card = {
-        "name": "mgt-detector",
-        "classifier": classifier,
-        "trained": time.strftime("%Y-%m-%d"),
-        "training_data": data_digest(parts["train"].table),
-        "split": {name: int(len(part.table)) for name, part in parts.items()},
-        "split_rule": f"grouped by pair_id (rows without one: by id), seed {seed}; thresholds (worst "
-                      "dataset:domain group of val humans and the human references) and reliable length chosen "
-                      "on val, metrics on test",
-        "recipe": get_recipe(classifier).name,
-        "novelty": None if model.novelty is None else {"features": list(model.novelty.features),
-                                                       "k": model.novelty.k, "cut": model.novelty.cut,
-                                                       "n_reference": len(model.novelty.reference)},
-        "test_metrics": {k: v for k, v in overall.items() if k not in ("group", "value")},
-        "test_metrics_all_lengths": metrics.metric_row(parts["test"].table["label"], test_p,
-                                                       model.thresholds.machine),
-        "feature_reference": feature_reference(parts["train"].features, parts["train"].table["label"].to_numpy()),
-    }
-    report = {"test_table": test_table, "split": split, "test_p": test_p, "test": parts["test"],
-              "val_p": model.p_machine_from_features(parts["val"].features), "seconds": time.time() - started}
+    model.card = ModelCard(
+        classifier=classifier,
+        trained=time.strftime("%Y-%m-%d"),
+        training_data=data_digest(parts["train"].table),
+        split={name: int(len(part.table)) for name, part in parts.items()},
+        split_rule=f"grouped by pair_id (rows without one: by id), seed {seed}; thresholds (worst "
+                   "dataset:domain group of val humans and the human references) and reliable length chosen "
+                   "on val, metrics on test",
+        recipe=get_recipe(classifier).name,
+        novelty=None if model.novelty is None else {"features": list(model.novelty.features),
+                                                    "k": model.novelty.k, "cut": model.novelty.cut,
+                                                    "n_reference": len(model.novelty.reference)},
+        test_metrics={k: v for k, v in overall.items() if k not in ("group", "value")},
+        test_metrics_all_lengths=metrics.metric_row(parts["test"].table["label"], test_p, model.thresholds.machine),
+        feature_reference=feature_reference(parts["train"].features, parts["train"].table["label"].to_numpy()),
+    )
+    report = TrainingReport(test_table, split, parts["test"], test_p,
+                            model.p_machine_from_features(parts["val"].features), time.time() - started)
     return model, report

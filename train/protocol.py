@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features import ZERO_SHOT_FEATURES
-from detector.model import DetectorModel, single_openmp_thread
+from detector.model import DetectorModel, score_or_none, single_openmp_thread
 from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
 from train import metrics
 from train.fit import FeatureData, fit_detector
@@ -32,7 +32,7 @@ def zero_shot_scores(features: pd.DataFrame) -> pd.DataFrame:
 
 def verdicts(model: DetectorModel, data: FeatureData, p: np.ndarray) -> np.ndarray:
     novel = model.novelty_reasons(data.features)
-    return np.array([verdict_rule(None if np.isnan(pi) else float(pi), int(n), prob or None, model.thresholds, nov)[0]
+    return np.array([verdict_rule(score_or_none(pi), int(n), prob or None, model.thresholds, nov)[0]
                      for pi, n, prob, nov in zip(p, data.n_tokens, data.problem, novel, strict=True)])
 
 

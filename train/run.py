@@ -15,12 +15,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from detector.features import FeatureExtractor
+from detector.features import ScoringEngine
 from detector.model import DetectorModel
 from train import tracking
 from train.data import check_two_classes
 from train.evaluate import evaluation_plots, holdout_table
-from train.fit import FeatureData, train_detector
+from train.fit import FeatureData, TrainingReport, train_detector
 from train.recipes import get_recipe
 from train.splits import cv_folds
 
@@ -42,15 +42,14 @@ class RunResult:
 def cross_validate(data: FeatureData, split: pd.Series, classifier: str, k: int, seed: int) -> list[float]:
     """Grouped k-fold AUROC on the train split."""
     from train import metrics
-    from train.fit import build_pipeline, fit_classifier
+    from train.fit import fitted_p_machine
 
     train = data.subset(split.reset_index(drop=True) == "train")
     folds = cv_folds(train.table, k, seed)
     scores = []
     for fold in range(k):
-        pipeline = fit_classifier(build_pipeline(classifier, seed), train.subset(folds != fold))
         held = train.subset(folds == fold)
-        p = pipeline[1:].predict_proba(held.features)[:, 1]
+        p = fitted_p_machine(train.subset(folds != fold), held.features, classifier, seed)
         scores.append(metrics.auroc(held.table["label"], p))
     return scores
 
@@ -81,27 +80,26 @@ def train_run(
         tracking.connect(tracking_uri, experiment)  # fail fast, before the LM pass
     seconds = {}
     started = time.time()
-    extractor = FeatureExtractor(progress=progress, **extractor_params)
     # Precomputed features (a committed feature table) skip the LM pass altogether.
-    data = features if features is not None else FeatureData.compute(table, extractor)
+    data = features if features is not None else FeatureData.compute(table, ScoringEngine(progress=progress,
+                                                                                           **extractor_params))
     seconds["features"] = time.time() - started
 
     started = time.time()
     model, report = train_detector(data, classifier, fpr, seed, references=references, novelty=novelty,
                                    **extractor_params)
     seconds["fit"] = time.time() - started
-    result = RunResult(model, report["test_table"], seconds=seconds)
+    result = RunResult(model, report.test_table, seconds=seconds)
     if cv:
-        result.cv_auroc = cross_validate(data, report["split"], classifier, cv, seed)
+        result.cv_auroc = cross_validate(data, report.split, classifier, cv, seed)
     for by in holdout_by:
         started = time.time()
-        result.holdout[by] = holdout_table(data, report["split"], by, classifier, seed)
+        result.holdout[by] = holdout_table(data, report.split, by, classifier, seed)
         seconds[f"holdout_{by}"] = time.time() - started
-    model.card["data_specs"] = data_specs or []
-    if cv:
-        model.card["cv_auroc"] = result.cv_auroc
+    model.card.data_specs = data_specs or []
+    model.card.cv_auroc = result.cv_auroc
     for by, frame in result.holdout.items():
-        model.card[f"holdout_{by}_auroc"] = dict(zip(frame["held_out"], frame["auroc"], strict=True))
+        model.card.holdout_auroc[by] = dict(zip(frame["held_out"], frame["auroc"], strict=True))
     if output:
         model.save(output)
     if mlflow_enabled:
@@ -109,7 +107,7 @@ def train_run(
     return result
 
 
-def _log_run(result: RunResult, data: FeatureData, report: dict, data_specs, classifier: str, seed: int,
+def _log_run(result: RunResult, data: FeatureData, report: TrainingReport, data_specs, classifier: str, seed: int,
              fpr: float, register: str | None) -> None:
     model = result.model
     with mlflow.start_run() as run:
@@ -119,11 +117,11 @@ def _log_run(result: RunResult, data: FeatureData, report: dict, data_specs, cla
             "classifier": classifier, "seed": seed, "target_fpr": fpr,
             "data_specs": json.dumps(data_specs or []),
             **{f"lm.{k}": v for k, v in model.extractor.get_params().items() if k != "progress"},
-            "lm.revision": model.extractor.language_model().revision,
-            "feature_version": model.card.get("feature_version", 1),
+            "lm.revision": model.scoring_engine.language_model().revision,
+            "feature_version": model.card.feature_version,
             **{f"clf.{k}": v for k, v in clf.get_params().items() if isinstance(v, (int, float, str, bool))},
         })
-        split = report["split"]
+        split = report.split
         for part in ("train", "val", "test"):
             tracking.log_dataset(data.table[split.to_numpy() == part], f"{part}-data", part)
         tracking.log_metrics_table(result.test_table, "test")
@@ -140,7 +138,7 @@ def _log_run(result: RunResult, data: FeatureData, report: dict, data_specs, cla
         for name, value in result.seconds.items():
             mlflow.log_metric(f"seconds.{name}", value)
         with tempfile.TemporaryDirectory() as tmp:
-            evaluation_plots(model, report["test"], report["test_p"], tmp, title="test split")
+            evaluation_plots(model, report.test, report.test_p, tmp, title="test split")
             mlflow.log_artifacts(tmp, "plots")
         info = tracking.log_model(model, [NEUTRAL_EXAMPLE], register)
         result.model_uri = info.model_uri

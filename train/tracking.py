@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from detector.errors import UserError
-from detector.model import DetectorModel
+from detector.model import DetectorModel, score_or_nan
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # mlflow suggests type hints on predict(); ours takes a DataFrame with a `text` column, by signature.
@@ -66,7 +66,7 @@ with warnings.catch_warnings():  # mlflow nags about type hints when the class i
 def predictions_frame(results) -> pd.DataFrame:
     """The pyfunc's output, one row per text: p(machine) (NaN when unscored), verdict, reason, n_tokens."""
     return pd.DataFrame({
-        "p_machine": [np.nan if r.p_machine is None else r.p_machine for r in results],
+        "p_machine": [score_or_nan(r.p_machine) for r in results],
         "verdict": [r.verdict for r in results],
         "reason": [r.reason for r in results],
         "n_tokens": np.array([r.n_tokens for r in results], dtype=np.int64),

@@ -1,0 +1,142 @@
+"""The import graph between the project's rooms, read from the source (ast; nothing is imported).
+
+    python tools/import_graph.py            # package edges, then `ok` or what is wrong (exit 1)
+    python tools/import_graph.py --modules  # also every module-level edge
+
+Every import counts, also those inside functions or under `if TYPE_CHECKING:`: a deferred import is
+still a dependency. It fails on an edge between rooms that the layering forbids (arrows point down
+only: detector_cli -> benchmarks -> analysis -> train -> detector) and on a cycle between modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each room and the rooms it may import; `detector` is the library and imports no other room.
+ALLOWED = {
+    "detector": set(),
+    "train": {"detector"},
+    "analysis": {"detector", "train"},
+    "benchmarks": {"detector", "train", "analysis"},
+    "detector_cli": {"detector", "train", "analysis", "benchmarks"},
+}
+
+
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py file of every room."""
+    out = {}
+    for room in ALLOWED:
+        for path in sorted((root / room).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The project modules that module `name` imports anywhere in its source."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from pkg import mod` imports a module; `from mod import name` the module itself.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:  # `import a.b.c` of a module a.b: the deepest known one
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def room(module: str) -> str:
+    return module.split(".")[0]
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out = []
+    sys.setrecursionlimit(10_000)
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def check(root: Path = ROOT, show_modules: bool = False) -> tuple[list[str], list[str]]:
+    """(lines to print, problems): the room graph with edge counts, and every forbidden edge or cycle."""
+    known = modules(root)
+    graph = {name: imports_of(name, path, known) for name, path in known.items()}
+    rooms: dict[tuple[str, str], int] = defaultdict(int)
+    problems = []
+    for source, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if room(source) != room(target):
+                rooms[room(source), room(target)] += 1
+                if room(target) not in ALLOWED[room(source)]:
+                    problems.append(f"forbidden edge: {source} imports {target}")
+    lines = []
+    for source in ALLOWED:
+        edges = [f"{target} ({n})" for (s, target), n in sorted(rooms.items()) if s == source]
+        present = any(room(m) == source for m in known)
+        lines.append(f"{source:<13} -> {', '.join(edges) or '(nothing)'}" + ("" if present else "  [no such room]"))
+    if show_modules:
+        lines += ["", *(f"{s} -> {', '.join(sorted(t))}" for s, t in sorted(graph.items()) if t)]
+    problems += [f"import cycle: {' <-> '.join(group)}" for group in cycles(graph)]
+    return lines, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", action="store_true", help="also print every module's project imports")
+    args = parser.parse_args(argv)
+    lines, problems = check(show_modules=args.modules)
+    print("\n".join(lines))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print("ok: no forbidden edge, no cycle" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
