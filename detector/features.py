@@ -156,9 +156,9 @@ def as_texts(X) -> list[str]:
     if getattr(X, "ndim", 1) != 1:
         raise ValueError(f"expected a 1-D sequence of texts, got an array of shape {X.shape}")
     texts = list(X)
-    bad = next((t for t in texts if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"expected texts (str), got {type(bad).__name__}")
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"expected texts (str), got {type(bad[0]).__name__}")
     return [str(t) for t in texts]
 
 

@@ -1,6 +1,11 @@
 """Shared fixtures. The real default LM runs here (it installs from PyPI); only pure-function tests
 use synthetic token statistics. Token statistics are cached in a per-session temporary file so the
-tests prove the LM pass, not a warm user cache."""
+tests prove the LM pass, not a warm user cache.
+
+Tests are fast (pure, no LM) or `slow` (the real LM): `python -m pytest -m "not slow"` runs the fast
+ones in seconds. A test is slow when it uses a fixture that loads the LM (`LM_FIXTURES`) or is marked
+so; a fast test that loads the LM all the same fails, saying it should be marked.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,43 @@ HUMAN_TEXT_2 = (
     "grandfather's railway uniform. When the tin came to me I sorted them by colour one wet afternoon, "
     "then felt I had tidied away her stories, and tipped them back in."
 )
+
+
+# Fixtures that load the real LM (or train with it): a test that uses one is slow.
+LM_FIXTURES = {"default_detector", "tiny_model_dir", "lm", "detector", "api", "served", "trained", "report",
+               "bench_out", "notebook_env", "corpus"}
+
+
+# Files whose tests all run the LM (in this process or in a `detector` subprocess), and single tests
+# that do without an LM fixture.
+SLOW_FILES = {"test_lm.py", "test_scoring.py", "test_cli_properties.py", "test_generate.py", "test_training.py",
+              "test_spark.py", "test_serve.py", "test_html.py"}
+SLOW_TESTS = {"test_scoring_with_a_locked_cache_still_scores_everything",
+              "test_resume_after_a_torn_line_with_the_input_spelled_differently",
+              "test_ansi_file_names_are_printed_escaped", "test_cli_scores_arbitrary_unicode"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if (LM_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES
+                or item.originalname in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_load_no_lm(request, monkeypatch):
+    """In a test not marked slow, loading the LM is an error (it would make the fast run slow)."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} loads the LM: mark it @pytest.mark.slow")
+
+    import detector.features
+    import detector.lm
+
+    monkeypatch.setattr(detector.lm.LanguageModel, "__init__", refuse)
+    monkeypatch.setattr(detector.features, "shared_lm", refuse)
 
 
 @pytest.fixture(scope="session", autouse=True)

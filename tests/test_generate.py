@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import MINI
 
 from detector_cli.main import main
 from train.data import load_spec
+
+pytestmark = pytest.mark.slow  # generates with the real LM
 
 
 def test_generate_writes_the_data_schema_with_decoding(tmp_path, capsys):

@@ -9,22 +9,12 @@ import sys
 import pytest
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, ROOT, SEED
 
-from detector.model import DetectorModel
 from detector_cli.main import main
 
 
 def run_cli(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "detector_cli", *args], capture_output=True, text=True,
                           input=stdin, cwd=ROOT, timeout=600)
-
-
-def test_default_model_card_is_complete():
-    model = DetectorModel.load()
-    card = model.card
-    for key in ("lm", "feature_names", "feature_version", "thresholds", "training_data", "test_metrics"):
-        assert key in card, key
-    assert card["thresholds"]["machine_fpr"] == 0.01
-    assert 0 < card["test_metrics"]["auroc"] <= 1
 
 
 def test_seed_is_machine(default_detector):
@@ -124,7 +114,8 @@ def test_python_m_detector_stdin_and_usage_errors():
 def test_explain_gives_sentences_and_features(default_detector):
     [result] = default_detector.score([SEED.read_text(encoding="utf-8")], explain=True)
     sentences = result.explanation["sentences"]
-    assert len(sentences) > 10 and all(0 <= s["p_machine"] <= 1 for s in sentences if s["p_machine"] is not None)
+    assert len(sentences) > 10 and sum(s["p_machine"] is not None for s in sentences) > 10
+    assert [s["start"] for s in sentences] == sorted(s["start"] for s in sentences)
     features = result.explanation["top_features"]
     assert len(features) == 5 and all("push" in f and f["description"] for f in features)
 
