@@ -10,7 +10,8 @@ __all__ = ["Detector", "Result"]
 
 
 def __getattr__(name: str):
-    # Lazy: `detector features` and `--help` should not pay for importing torch and transformers.
+    # `import detector` stays light: Detector and Result (and with them torch and transformers) are
+    # imported on first use, so a module such as detector.verdict or detector.inputs costs no torch.
     if name in __all__:
         from detector import detector as _detector
 

@@ -11,9 +11,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-# Look-alikes of Latin letters, as used by homoglyph attacks (Cyrillic and Greek).
+# Look-alikes of basic Latin letters, as used by homoglyph attacks: Cyrillic, Greek, and two letters of
+# the Latin extensions (ɡ U+0261 script g, ᴠ U+1D20 small capital v).
 HOMOGLYPHS = {
-    # Cyrillic
+    # Cyrillic (and the two Latin-extension letters ɡ and ᴠ)
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
     "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ᴠ": "v",
     "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from detector.model import Thresholds
 from detector.text import FUNCTION_WORDS, words
+from detector.thresholds import Thresholds
 
 MACHINE, HUMAN, UNCERTAIN = "machine", "human", "uncertain"
 

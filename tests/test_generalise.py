@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from detector.features import FEATURE_NAMES, MACHINE_DIRECTION, ZERO_SHOT_FEATURES
-from detector.model import Thresholds
 from detector.novelty import NOVELTY_FEATURES, Novelty
+from detector.thresholds import Thresholds
 from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
 from train.fit import META_COLUMNS, FeatureData
 from train.protocol import BEFORE, Setting, leave_one_out, worst_case, zero_shot_scores

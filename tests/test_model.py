@@ -20,11 +20,11 @@ from detector.model import (
     DetectorModel,
     ModelCard,
     ModelError,
-    Thresholds,
     read_card,
     score_or_nan,
     score_or_none,
 )
+from detector.thresholds import Thresholds
 from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
 
 BANDED = Thresholds(machine=0.9, machine_fpr=0.01, borderline=0.7, borderline_fpr=0.05, min_tokens=16,

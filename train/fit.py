@@ -17,8 +17,9 @@ from sklearn.pipeline import Pipeline
 
 from detector.explain import feature_reference
 from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, ScoringEngine, features_table
-from detector.model import DetectorModel, ModelCard, Thresholds, p_machine_of, single_openmp_thread
+from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty
+from detector.thresholds import Thresholds
 from train import metrics
 from train.data import DataError
 from train.recipes import get_recipe

@@ -1,0 +1,37 @@
+"""tools/import_graph.py: the rooms' import graph holds, and the script would notice if it did not."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("import_graph", ROOT / "tools" / "import_graph.py")
+import_graph = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(import_graph)
+
+
+def test_the_project_has_no_upward_edge_and_no_cycle():
+    done = subprocess.run([sys.executable, "tools/import_graph.py"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("detector ") and "-> (nothing)" in done.stdout.splitlines()[0]
+    assert "ok: no forbidden edge, no cycle" in done.stdout
+
+
+def test_an_upward_edge_and_a_cycle_are_reported(tmp_path):
+    for room in import_graph.ALLOWED:
+        (tmp_path / room).mkdir()
+        (tmp_path / room / "__init__.py").write_text("")
+    (tmp_path / "detector" / "a.py").write_text("def f():\n    from train import b\n")  # deferred still counts
+    (tmp_path / "train" / "b.py").write_text("from detector import a\n")
+    (tmp_path / "benchmarks" / "x.py").write_text("from benchmarks.y import Y\n")
+    (tmp_path / "benchmarks" / "y.py").write_text("from typing import TYPE_CHECKING\n"
+                                                  "if TYPE_CHECKING:\n    from benchmarks.x import X\n")
+    lines, problems = import_graph.check(tmp_path)
+    assert "forbidden edge: detector.a imports train.b" in problems
+    assert "import cycle: benchmarks.x <-> benchmarks.y" in problems
+    assert "import cycle: detector.a <-> train.b" in problems
+    assert lines[1].startswith("train") and "detector (1)" in lines[1]
