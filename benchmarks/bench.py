@@ -70,7 +70,7 @@ def run_bench(config: BenchConfig) -> BenchResults:
 
     with single_openmp_thread():
         shipped = shipped_model(scored, manifest_name, config.quick)
-    classifier = shipped.model.card.get("classifier", "hgb")
+    classifier = shipped.model.card.classifier or "hgb"
     found = published.load_published(config.published)
     subset = None
     if found is not None:

@@ -25,11 +25,11 @@ def shipped_model(scored: Scored, manifest_name: str | None, quick: bool) -> Shi
     """The shipped model, or the default recipe trained now; `manifest_name` None = not the manifest."""
     if (DEFAULT_MODEL_DIR / "model.skops").exists():
         model = DetectorModel.load(DEFAULT_MODEL_DIR)
-        trained_on = (model.card.get("manifest") or {}).get("name")
+        trained_on = (model.card.manifest or {}).get("name")
         same_sample = manifest_name is not None and trained_on == manifest_name
         if same_sample and not quick:
             train = scored.table[(scored.split == "train").to_numpy()]
-            same_sample = data_digest(train) == model.card.get("training_data")
+            same_sample = data_digest(train) == model.card.training_data
         if same_sample:
             return Shipped(model, f"shipped model (trained on the train split of {trained_on}; "
                                   "tested on its test split: in-distribution)", True)

@@ -133,11 +133,12 @@ class ModelCard:
         """A card from its JSON object; TypeError/KeyError where a known key has the wrong shape."""
         known = {f.name for f in fields(cls)} - {"holdout_auroc", "extra"}
         card = cls(**{k: v for k, v in data.items() if k in known and k != "thresholds"})
+        card.feature_version = data.get("feature_version")  # absent: unknown, never assumed current
         if data.get("thresholds") is not None:
             card.thresholds = Thresholds(**data["thresholds"])
-        card.holdout_auroc = {k.removeprefix("holdout_").removesuffix("_auroc"): v for k, v in data.items()
-                              if k.startswith("holdout_") and k.endswith("_auroc")}
-        card.extra = {k: v for k, v in data.items() if k not in known and not k.startswith("holdout_")}
+        holdouts = [k for k in data if k.startswith("holdout_") and k.endswith("_auroc")]
+        card.holdout_auroc = {k.removeprefix("holdout_").removesuffix("_auroc"): data[k] for k in holdouts}
+        card.extra = {k: v for k, v in data.items() if k not in known and k not in holdouts}
         return card
 
     def write(self, path: str | Path) -> None:

@@ -62,7 +62,10 @@ def test_check_estimator_passes_where_its_checks_apply():
     assert [(r["check_name"], r["status"]) for r in results] == [("check_estimator_cloneable", "passed")]
     assert any("two_d_array=False" in str(w.message) for w in caught)
     failed = {}
-    for check in checks._yield_api_checks(extractor):
+    # Its API checks, and the legacy ones that need no data, run here one by one on the transformer.
+    no_data = (checks.check_get_params_invariance, checks.check_set_params,
+               checks.check_parameters_default_constructible)
+    for check in [*checks._yield_api_checks(extractor), *no_data]:
         try:
             check(type(extractor).__name__, clone(extractor))
         except Exception as err:  # each check raises its own assertion or the estimator's refusal

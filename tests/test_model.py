@@ -142,9 +142,13 @@ def test_a_folder_without_its_files_is_refused(model_copy, missing):
         DetectorModel.load(model_copy)
 
 
-def test_a_model_of_another_feature_version_is_refused(model_copy):
+@pytest.mark.parametrize("version", [FEATURE_VERSION + 1, None])
+def test_a_model_of_another_or_no_feature_version_is_refused(model_copy, version):
     card = json.loads((model_copy / CARD_FILE).read_text())
-    (model_copy / CARD_FILE).write_text(json.dumps({**card, "feature_version": FEATURE_VERSION + 1}))
+    if version is None:
+        del card["feature_version"]
+    (model_copy / CARD_FILE).write_text(json.dumps({**card, **({} if version is None else {
+        "feature_version": version})}))
     with pytest.raises(ModelError, match="retrain"):
         DetectorModel.load(model_copy)
 
