@@ -271,3 +271,24 @@ def test_permutation_importance_finds_the_informative_feature():
     importance = permutation_importance(model, data)
     assert importance.index[0] == "lrr" and importance.iloc[0] > 0.2
     assert importance.drop("lrr").abs().max() < 0.05
+
+
+def test_imports_point_into_analysis_only_for_plots():
+    """detector/ never imports analysis/; train/ and benchmarks/ import only analysis.plots."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found = {}
+    for package in ("detector", "detector_cli", "train", "benchmarks"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom)
+                         and node.module else [])
+                for name in names:
+                    if name.split(".")[0] == "analysis":
+                        found.setdefault(package, set()).add(name)
+    assert "detector" not in found
+    assert set().union(*found.values()) <= {"analysis.plots"}
+    assert found.get("train") == {"analysis.plots"}  # train/evaluate.py draws the run's figures
