@@ -4,15 +4,18 @@ One set of band edges for everything that groups texts by length: the reliable l
 the model card (train/fit.py), the per-length verdict thresholds (`Thresholds.worst_group_by_length`
 uses the bands from `THRESHOLD_EDGES` up), the benchmark's false-positive table and the notebooks'
 error analysis. One AUROC cut-off (`MIN_AUROC`) decides "reliable" for the model card and notebook 03
-alike. Pure numpy/pandas: importing it loads no LM.
+alike. Importing it loads numpy only (pandas when a table is made), so light modules can use the edges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Lower edges of the length bands; the last band is open-ended.
 LENGTH_EDGES: tuple[int, ...] = (0, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512)
@@ -35,6 +38,8 @@ def band_labels(edges: Sequence[int] = LENGTH_EDGES) -> list[str]:
 
 def length_band(n_tokens, edges: Sequence[int] = LENGTH_EDGES) -> pd.Categorical:
     """The band of each token count, as an ordered categorical (so tables sort by length)."""
+    import pandas as pd
+
     bins = [*edges, np.inf]
     return pd.cut(np.asarray(n_tokens, dtype=float), bins=bins, right=False, labels=band_labels(edges),
                   ordered=True)
@@ -53,6 +58,8 @@ def reliability_by_length(n_tokens, y, p, verdict=None, edges: Sequence[int] = L
     """Per length band: texts, AUROC, whether it can be `judged` (at least `min_texts` texts, both
     classes), the AUROC of all texts from its lower edge up, and, with `verdict` ('machine', 'human',
     'uncertain' per text), the accuracy of the verdicts given and the share withheld."""
+    import pandas as pd
+
     n_tokens, y, p = np.asarray(n_tokens), np.asarray(y), np.asarray(p, dtype=float)
     bands = length_band(n_tokens, edges)
     rows = []
