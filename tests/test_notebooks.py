@@ -91,3 +91,19 @@ def test_notebook_runs_as_is(path, kernel_name, tmp_path):
         assert "reliable (AUROC >= " in out and "test split" in out
     if path.name.startswith("04"):
         assert "benchmark results:" in out
+
+
+def test_the_computed_side_by_side_of_notebook_04(mini_table):
+    """What notebook 04 shows with DETECTOR_NB_BENCHMARK=none: every zero-shot score and the detector's
+    recipe scored out of fold, on the same texts (real LM)."""
+    from analysis import benchmark
+    from detector.features import FeatureExtractor
+    from detector.metrics import ZERO_SHOT
+
+    table, scores, long = benchmark.side_by_side(mini_table, FeatureExtractor(progress=False), set_name="mini")
+    trained = "trained logreg (5-fold)"
+    assert list(scores.columns) == [*ZERO_SHOT, trained] and len(scores) == len(table) > 0.9 * len(mini_table)
+    assert not scores[trained].isna().any()  # every text scored by a model that never saw it
+    overall = benchmark.overall_rows(long).set_index("contender")
+    assert set(overall.index) == set(scores.columns) and set(overall["set"]) == {"mini"}
+    assert overall.loc[trained, "n"] == len(table)
