@@ -51,7 +51,8 @@ SLOW_FILES = {"test_lm.py", "test_scoring.py", "test_cli_properties.py", "test_g
               "test_spark.py", "test_serve.py", "test_html.py"}
 SLOW_TESTS = {"test_scoring_with_a_locked_cache_still_scores_everything",
               "test_resume_after_a_torn_line_with_the_input_spelled_differently",
-              "test_ansi_file_names_are_printed_escaped", "test_cli_scores_arbitrary_unicode"}
+              "test_ansi_file_names_are_printed_escaped", "test_cli_scores_arbitrary_unicode",
+              "test_the_computed_side_by_side_of_notebook_04"}
 
 
 def pytest_collection_modifyitems(items):
