@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from benchmarks.sample import DEFAULT_MANIFEST, ROOT, manifest_name
-from detector_cli.common import EXIT_OK
+from detector_cli.common import EXIT_OK, add_parser
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -80,7 +80,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """`detector bench` on the `detector` parser."""
-    bench = sub.add_parser("bench", help="benchmark the detector against zero-shot baselines and published detectors")
+    bench = add_parser(sub, "bench", "benchmark the detector against zero-shot baselines and published detectors", """
+  detector bench --quick                     a small fixed subset, minutes
+  detector bench --protocol                  the held-out-dataset protocol from the committed feature tables
+  detector bench --out /tmp/bench            the full benchmark, written elsewhere
+""")
     bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
     bench.add_argument("--protocol", action="store_true",
                        help="only the held-out-dataset protocol, from the committed feature tables (PROTOCOL.md)")
@@ -92,7 +96,7 @@ def add_commands(sub) -> None:
     bench.add_argument("--published", metavar="DIR", help="published scores (default: ../shared/data/published)")
     bench.add_argument("--out", default=str(ROOT / "benchmarks"), metavar="DIR",
                        help="where RESULTS.md, results/ and plots/ go (default: benchmarks/)")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=int, default=0, help="seed of sampling and attacks")
     bench.add_argument("--attack-texts", type=int, metavar="N", help="machine (and human) texts to attack (100)")
     bench.add_argument("--throughput-texts", type=int, metavar="N", help="texts to time (48)")
     bench.set_defaults(func=cmd_bench)
