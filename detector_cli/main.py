@@ -7,6 +7,7 @@ Exit codes: 0 every item scored; 1 some items failed (each reported on stderr, t
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
     from detector.errors import UserError, printable
 
+    tracking_env = os.environ.get("MLFLOW_TRACKING_URI")  # --tracking-uri sets it for this command only
     try:
         return args.func(args)
     except (UsageError, UserError) as err:
@@ -76,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("detector: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if tracking_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_env
 
 
 if __name__ == "__main__":

@@ -136,12 +136,11 @@ def train_run(
 ) -> RunResult:
     """Features (cached) -> fit -> evaluate -> holdouts -> log everything to mlflow."""
     get_recipe(classifier)  # fail fast on an unknown name
-    if features is None:  # before the LM pass: a too-small set fails in seconds, not minutes
-        check_trainable(table, seed, cv)
-    else:
-        check_two_classes(table)
+    check_two_classes(table)
     if mlflow_enabled:
         tracking.connect(tracking_uri, experiment)  # fail fast, before the LM pass
+    if features is None:  # before the LM pass: a too-small set fails in seconds, not minutes
+        check_trainable(table, seed, cv)
     seconds = {}
     started = time.time()
     extractor = FeatureExtractor(progress=progress, **extractor_params)
