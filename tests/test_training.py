@@ -80,7 +80,8 @@ def test_train_logs_everything_to_mlflow(trained, store):
     assert any(c.startswith("metrics.holdout_generator.") for c in runs.columns)
     assert any(c.startswith("metrics.holdout_domain.") for c in runs.columns)
     assert json.loads(run["tags.data_specs"]) == [str(MINI)]
-    assert run["tags.lm"] == "smollm2-135m-instruct" and run["tags.engine"] and run["tags.dtype"] == run["params.lm.dtype"]
+    assert run["tags.lm"] == "smollm2-135m-instruct" and run["tags.engine"]
+    assert run["tags.dtype"] == run["params.lm.dtype"]
     assert len(run["tags.git_commit"]) == 40  # the tests run from a git checkout
     assert "rests on" in run["tags.warnings"]  # a threshold on a handful of validation humans is flagged
     client = mlflow.MlflowClient()
