@@ -11,6 +11,12 @@ from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _LINE_BREAKS = re.compile(r"\n+")
+# pysbd's time grows with the square of the sentences it is given at once ("a!" * 10_000: 13 s), so a
+# long line is cut into pieces of about CHUNK characters first, preferably after a word of 3+ lowercase
+# letters ending a sentence before a capital (never after "Dr." or "D.C."), else after any . ! ?
+CHUNK = 1000
+_GOOD_CUT = re.compile(r"(?<=[a-z]{3}[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z])")
+_ANY_CUT = re.compile(r"[.!?…]+[\"'”’)\]]*\s*")
 # The identifier must be this sure of another language before a text is called not English: lists,
 # names and code are short on cues, and an English text is better judged than refused.
 LANGUAGE_CONFIDENCE = 0.9
@@ -48,6 +54,26 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _chunks(line: str, limit: int = CHUNK) -> list[tuple[int, int]]:
+    """Spans of `line` of about `limit` characters, cut where a sentence surely ends (see CHUNK)."""
+    out, start = [], 0
+    while len(line) - start > limit:
+        cut = None
+        for pattern in (_GOOD_CUT, _ANY_CUT):
+            ends = [m.end() for m in pattern.finditer(line, start + 1, start + limit)]
+            if ends:
+                cut = ends[-1]
+                break
+        if cut is None:  # no punctuation for `limit` characters: cheap for pysbd, so run on to the next
+            found = _ANY_CUT.search(line, start + limit)
+            cut = found.end() if found else len(line)
+        out.append((start, cut))
+        start = cut
+    if start < len(line):
+        out.append((start, len(line)))
+    return out
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of `text` (stripped, non-empty), line by line with pysbd."""
     out = []
@@ -55,13 +81,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         line = text[line_lo:line_hi]
         if not line.strip():
             continue
-        for span in _segmenter().segment(line):
-            lo, hi = line_lo + span.start, line_lo + span.end
-            piece = text[lo:hi]
-            if piece.strip():
-                lo += len(piece) - len(piece.lstrip())
-                hi -= len(piece) - len(piece.rstrip())
-                out.append((lo, hi))
+        for chunk_lo, chunk_hi in _chunks(line):
+            base = line_lo + chunk_lo
+            for span in _segmenter().segment(line[chunk_lo:chunk_hi]):
+                lo, hi = base + span.start, base + span.end
+                piece = text[lo:hi]
+                if piece.strip():
+                    lo += len(piece) - len(piece.lstrip())
+                    hi -= len(piece) - len(piece.rstrip())
+                    out.append((lo, hi))
     return out
 
 

@@ -50,6 +50,12 @@ def test_sentence_spans_cover_lines_and_repeats():
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))  # in order, not overlapping
 
 
+def test_sentence_splitting_stays_fast_on_pathological_text():
+    started = time.perf_counter()
+    assert len(sentence_spans("a!" * 10_000)) == 10_000  # pysbd alone: ~13 s (quadratic); in pieces: < 1 s
+    assert time.perf_counter() - started < 5
+
+
 def test_homoglyphs_come_from_unicode_confusables():
     attacked = "Тhе Іnternet is 𝐛𝐨𝐥𝐝 and ɑ pаypal scam"  # Cyrillic Т е І, mathematical bold, Latin alpha, Cyrillic а
     result = normalize(attacked)
@@ -214,6 +220,16 @@ def test_a_tiny_training_set_fails_before_the_lm_pass(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "small.jsonl"), "--no-mlflow"]) == 2
     assert "a detector needs at least 20 of each" in capsys.readouterr().err
     assert time.perf_counter() - started < 30  # the LM pass alone takes longer
+
+
+def test_unbalanced_classes_are_warned_about_up_front():
+    from train.run import check_trainable
+
+    table = pd.DataFrame({"id": [str(i) for i in range(460)], "pair_id": None,
+                          "label": [0] * 420 + [1] * 40})
+    [warning] = check_trainable(table)
+    assert "unbalanced (420 human, 40 machine" in warning
+    assert check_trainable(table.assign(label=[0, 1] * 230)) == []
 
 
 def test_a_constant_classifier_and_few_threshold_humans_are_warned_about():

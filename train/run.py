@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -47,8 +48,9 @@ MIN_PER_CLASS_SPLIT = {"train": 10, "val": 3, "test": 3}
 FEW_THRESHOLD_HUMANS = 100  # a 1%-FPR threshold on fewer validation humans is mostly noise
 
 
-def check_trainable(table: pd.DataFrame, seed: int = 0, cv: int = 0) -> None:
-    """Refuse, in seconds, data too small or too one-sided to train and judge a detector on.
+def check_trainable(table: pd.DataFrame, seed: int = 0, cv: int = 0) -> list[str]:
+    """Refuse, in seconds, data too small or too one-sided to train and judge a detector on; returns
+    warnings for data that can be used but is badly unbalanced.
 
     The grouped train/val/test split is computed from ids and pair_ids only, so its class counts
     are known before any feature is computed.
@@ -73,6 +75,10 @@ def check_trainable(table: pd.DataFrame, seed: int = 0, cv: int = 0) -> None:
             if len(set(held)) < 2:
                 raise DataError(f"--cv {cv}: fold {fold + 1} of the train split would hold one class only; "
                                 "use fewer folds or more data")
+    if counts.max() > 10 * counts.min():
+        return [f"the classes are unbalanced ({counts[0]} human, {counts[1]} machine texts): AUROC and "
+                "thresholds hold, but accuracy and F1 mostly reflect the larger class"]
+    return []
 
 
 def training_warnings(model: DetectorModel, data: FeatureData, report: dict, cv_auroc: list[float]) -> list[str]:
@@ -139,8 +145,11 @@ def train_run(
     check_two_classes(table)
     if mlflow_enabled:
         tracking.connect(tracking_uri, experiment)  # fail fast, before the LM pass
+    early_warnings = []
     if features is None:  # before the LM pass: a too-small set fails in seconds, not minutes
-        check_trainable(table, seed, cv)
+        early_warnings = check_trainable(table, seed, cv)
+        for warning in early_warnings:
+            print(f"detector: warning: {warning}", file=sys.stderr)
     seconds = {}
     started = time.time()
     extractor = FeatureExtractor(progress=progress, **extractor_params)
@@ -159,7 +168,7 @@ def train_run(
         started = time.time()
         result.holdout[by] = holdout_table(data, report["split"], by, classifier, seed)
         seconds[f"holdout_{by}"] = time.time() - started
-    result.warnings = training_warnings(model, data, report, result.cv_auroc)
+    result.warnings = early_warnings + training_warnings(model, data, report, result.cv_auroc)
     model.card["data_specs"] = data_specs or []
     if cv:
         model.card["cv_auroc"] = result.cv_auroc
