@@ -243,6 +243,8 @@ def search_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
         return pd.DataFrame()
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
+    if "tags.mlflow.parentRunId" in runs:  # CV folds and hold-outs are child runs of their training run
+        runs = runs[runs["tags.mlflow.parentRunId"].isna()].reset_index(drop=True)
     if runs.empty:
         return runs
     short_id = runs["run_id"].str[:8]
@@ -260,8 +262,9 @@ def runs_overview(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: classifier, data and the headline test metrics."""
     columns = {"label": "run", "params.classifier": "classifier", "params.data_specs": "data"}
     out = runs[[c for c in columns if c in runs]].rename(columns=columns)
-    for metric in OVERVIEW_METRICS:
-        out[metric] = runs.get(f"metrics.{metric}", np.nan)
+    for metric in OVERVIEW_METRICS:  # threshold and min_tokens are params (settings), older runs have metrics
+        value = runs.get(f"metrics.{metric}", runs.get(f"params.{metric}", np.nan))
+        out[metric] = pd.to_numeric(value, errors="coerce") if isinstance(value, pd.Series) else value
     return out.set_index("run")
 
 
