@@ -25,7 +25,8 @@ from detector.text import sentence_spans
 from detector.token_stats import TokenStats
 
 # Bump when a feature's definition changes: models record it and refuse a mismatch.
-FEATURE_VERSION = 1
+# 2: sentences from pysbd (sent_len_mean, sent_len_std, burstiness), homoglyphs from Unicode's confusables.
+FEATURE_VERSION = 2
 
 LM_FEATURES = {
     "logp_mean": "mean token log-probability (likelihood)",
