@@ -64,9 +64,10 @@ class PackagedGGUF:
 
 DEFAULT_LM = "smollm2-135m-instruct"
 # "torch" runs the transformers model; "openvino" a graph of body, output layer and token statistics
-# compiled from the same weights at first use (detector/ov_engine.py).
+# compiled from the same weights at first use (detector/ov_engine.py): in bfloat16 ~2x torch's bfloat16
+# end to end with AUROC and p(machine) as close to float32 (benchmarks/SPEED.md).
 ENGINES = ("torch", "openvino")
-DEFAULT_ENGINE = "torch"
+DEFAULT_ENGINE = "openvino"
 # bfloat16 uses the CPU's AVX-512 bf16 units: ~1.7x the float32 forward, p(machine) within 0.03
 # (issue 10). 512 tokens is what detectors such as Binoculars read; more adds cost, not evidence.
 DEFAULT_DTYPE = "bfloat16"

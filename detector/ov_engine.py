@@ -17,6 +17,8 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +82,10 @@ def build_ir(model, folder: Path) -> Path:
     import torch
 
     example = torch.arange(8, dtype=torch.long).unsqueeze(0)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing fixes transformers' Python branches on shapes; windows always hold 2+ tokens, as the
+        # example does, so those branches hold for every window: the warnings say nothing to a user.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         body = ov.convert_model(_body_module(model), example_input=(example,), input=[ov.PartialShape([1, -1])])
     body.inputs[0].get_tensor().set_names({"input_ids"})
     hidden = body.get_results()[0].input_value(0)  # what the body returns, without its Result node
@@ -150,12 +155,11 @@ class OpenVINOStats:
                   "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(max(1, threads))}
         self.compiled = ov.Core().compile_model(str(ir), "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one window at a time
 
     def __call__(self, seq: list[int]) -> dict[str, np.ndarray]:
         """Statistics of positions 0..len(seq)-2 of one window (each predicting the next token)."""
         ids = np.asarray(seq, dtype=np.int64)
-        result = self.request.infer({"input_ids": ids[None, :], "targets": ids[1:]})
-        out = {}
-        for port, value in result.items():
-            out[port.get_any_name()] = np.asarray(value, dtype=np.float32)
-        return out
+        with self._lock:
+            result = self.request.infer({"input_ids": ids[None, :], "targets": ids[1:]})
+            return {port.get_any_name(): np.array(value, dtype=np.float32) for port, value in result.items()}
