@@ -18,7 +18,14 @@ from tqdm.auto import tqdm
 
 from detector import metrics
 from detector.cache import StatsCache
-from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel, known_stats_key
+from detector.lm import (
+    DEFAULT_DTYPE,
+    DEFAULT_LM,
+    DEFAULT_MAX_TOKENS,
+    LanguageModel,
+    default_engine,
+    known_stats_key,
+)
 from detector.normalize import Normalized, normalize
 from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
 from detector.text import sentence_spans
@@ -127,7 +134,7 @@ class Analysis:
 
 
 @lru_cache(maxsize=4)
-def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str = DEFAULT_ENGINE) -> LanguageModel:
+def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str | None = None) -> LanguageModel:
     """One loaded LM per configuration and process."""
     return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine)
 
@@ -177,9 +184,9 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     @property
     def engine_name(self) -> str:
-        """The engine that runs: the chosen one, else the default (models saved before engines were a
-        parameter have none)."""
-        return getattr(self, "engine", None) or DEFAULT_ENGINE
+        """The engine that runs: the chosen one, else the default where it can run (models saved before
+        engines were a parameter have none)."""
+        return getattr(self, "engine", None) or default_engine(self.device, self.dtype)
 
     def fit(self, X, y=None):
         self.n_features_in_ = 1

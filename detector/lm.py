@@ -97,6 +97,14 @@ def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = 512,
     return stats_key(_packaged_revision(name), dtype, max_tokens, window, engine)
 
 
+def default_engine(device: str = "cpu", dtype: str = DEFAULT_DTYPE) -> str:
+    """DEFAULT_ENGINE where it can run; torch for what only torch runs (a GPU, float16)."""
+    if DEFAULT_ENGINE == "openvino" and (device != "cpu" or dtype not in ov_engine.PRECISION_HINTS
+                                         or not ov_engine.available()):
+        return "torch"
+    return DEFAULT_ENGINE
+
+
 def check_engine(engine: str) -> str:
     """`engine` if this install can run it, else a clear error."""
     if engine not in ENGINES:
@@ -169,9 +177,10 @@ class LanguageModel:
     similar length up to N tokens per pass instead (a little faster on short texts, not reproducible;
     torch engine only).
 
-    `engine="openvino"` runs body, output layer and statistics as one compiled OpenVINO graph, built
-    from the same float32 weights at first use and cached (detector/ov_engine.py); `self.model` is then
-    None (the torch model is loaded only to build the graph).
+    `engine="openvino"` (the default on CPUs in float32 and bfloat16) runs body, output layer and
+    statistics as one compiled OpenVINO graph, built from the same float32 weights at first use and
+    cached (detector/ov_engine.py); `self.model` is then None (the torch model is loaded only to build
+    the graph).
     """
 
     def __init__(
@@ -182,7 +191,7 @@ class LanguageModel:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         window: int = 512,
         batch_tokens: int = 0,
-        engine: str = DEFAULT_ENGINE,
+        engine: str | None = None,
     ):
         self.name = name
         self.device = device
@@ -190,12 +199,15 @@ class LanguageModel:
         self.max_tokens = max_tokens
         self.window = window
         self.batch_tokens = batch_tokens
-        self.engine = check_engine(engine)
+        self.engine = engine = check_engine(engine or default_engine(device, dtype))
         torch_dtype = getattr(torch, dtype, None)
         if not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r} (try float32 or bfloat16)")
         self._stats_graph = None
         if engine == "openvino":
+            if dtype not in ov_engine.PRECISION_HINTS:
+                raise LMUnavailable(f"the openvino engine runs float32 or bfloat16, not {dtype}: "
+                                    "use the torch engine for it")
             if device != "cpu" or batch_tokens:
                 raise ValueError("the openvino engine runs on the CPU, one window per pass (batch_tokens=0)")
             self.model, self.tokenizer, self.revision = None, *self._load_openvino(dtype)

@@ -13,7 +13,15 @@ from conftest import HUMAN_TEXT, SEED
 
 from detector import ov_engine
 from detector.features import FeatureExtractor
-from detector.lm import DEFAULT_ENGINE, DEFAULT_LM, LanguageModel, known_stats_key, stats_key
+from detector.lm import (
+    DEFAULT_ENGINE,
+    DEFAULT_LM,
+    LanguageModel,
+    LMUnavailable,
+    default_engine,
+    known_stats_key,
+    stats_key,
+)
 from detector.token_stats import stats_from_logits
 
 
@@ -95,9 +103,14 @@ def test_stats_keys_of_engines_differ():
     assert FeatureExtractor().engine_name == DEFAULT_ENGINE
 
 
-def test_unknown_engine_is_refused():
+def test_unknown_engine_is_refused_and_the_default_falls_back_where_it_cannot_run():
     with pytest.raises(ValueError, match="unknown engine"):
         LanguageModel(engine="tensorrt")
+    with pytest.raises(LMUnavailable, match="openvino engine runs float32 or bfloat16"):
+        LanguageModel(engine="openvino", dtype="float16")
+    # what only torch runs keeps working without naming an engine
+    assert default_engine("cuda", "bfloat16") == default_engine("cpu", "float16") == "torch"
+    assert default_engine("cpu", "bfloat16") == DEFAULT_ENGINE
 
 
 def test_model_card_records_engine_and_warns_on_another_precision(default_detector, tmp_path):
