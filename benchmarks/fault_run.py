@@ -54,7 +54,7 @@ def _env() -> dict[str, str]:
 
 
 def detector_command(*args: str, drop_caps: bool = True) -> list[str]:
-    command = [sys.executable, "-m", "detector", *args]
+    command = [sys.executable, "-m", "detector_cli", *args]
     if drop_caps and os.geteuid() == 0 and shutil.which("setpriv"):
         command = ["setpriv", f"--inh-caps={DROP_CAPS}", f"--bounding-set={DROP_CAPS}", *command]
     return command

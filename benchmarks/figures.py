@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import plots
 from benchmarks import views
-from detector import plots
 
 
 def slug(text: str) -> str:

@@ -10,17 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from detector.lengths import length_band
 from detector.model import DetectorModel
 from detector.normalize import normalize
 from detector.verdict import MACHINE, UNCERTAIN, decide
-
-LENGTH_EDGES = (0, 16, 32, 64, 128, 256, 512)
-
-
-def length_bucket(n_tokens: np.ndarray) -> list[str]:
-    edges = [*LENGTH_EDGES, np.inf]
-    labels = [f"{lo}-{hi - 1}" if np.isfinite(hi) else f"{lo}+" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    return [labels[int(np.searchsorted(LENGTH_EDGES, n, side="right")) - 1] for n in n_tokens]
 
 
 def human_verdicts(table: pd.DataFrame, n_tokens: np.ndarray, p: np.ndarray, model: DetectorModel) -> pd.DataFrame:
@@ -28,7 +21,7 @@ def human_verdicts(table: pd.DataFrame, n_tokens: np.ndarray, p: np.ndarray, mod
     verdicts = [decide(None if np.isnan(pi) else float(pi), int(n), normalize(text).text, model.thresholds)[0]
                 for text, n, pi in zip(table["text"], n_tokens, p, strict=True)]
     return pd.DataFrame({"dataset": table["dataset"].to_numpy(), "domain": table["domain"].to_numpy(),
-                         "length": length_bucket(n_tokens), "n_tokens": n_tokens, "p": p,
+                         "length": length_band(n_tokens), "n_tokens": n_tokens, "p": p,
                          "flagged": p > model.thresholds.machine, "verdict": verdicts})
 
 
@@ -44,10 +37,9 @@ def fpr_tables(humans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     by_domain = pd.DataFrame([{"dataset": "all", "domain": "all", **overall}]
                              + [{"dataset": d, "domain": m, **_rates(part)}
                                 for (d, m), part in humans.groupby(["dataset", "domain"], sort=True)])
-    order = {label: i for i, label in enumerate(length_bucket(np.array(LENGTH_EDGES)))}
     by_length = pd.DataFrame([{"length": "all", **overall}]
                              + [{"length": b, **_rates(part)}
-                                for b, part in sorted(humans.groupby("length"), key=lambda kv: order[kv[0]])])
+                                for b, part in humans.groupby("length", observed=True, sort=True)])
     for frame in (by_domain, by_length):
         frame["n_human"] = frame["n_human"].astype(int)
     return by_domain, by_length

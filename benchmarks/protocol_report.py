@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import plots
 from benchmarks.markdown import table as markdown_table
-from detector import plots
 from train.fit import FeatureData
 from train.protocol import BEFORE, Setting, attacked_essays, reference_check, run_protocol, worst_case
 

@@ -1,6 +1,6 @@
 """Load test of `detector serve` on loopback: N requests from C concurrent clients, short and long texts.
 
-It starts `python -m detector serve` on a free loopback port itself, sends every request once (bounded
+It starts `python -m detector_cli serve` on a free loopback port itself, sends every request once (bounded
 in count and in time), stops the server, and reports errors, lost or wrong answers, p50/p95 latency and
 tokens/s, against `Detector.score` on the same texts in this process. The texts are our own: the
 fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts) and the seed;
@@ -64,7 +64,7 @@ def process_seconds(pid: int) -> float:
 
 def start_server(port: int, log: Path, extra: list[str]) -> subprocess.Popen:
     with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "detector", "serve", "--port", str(port), *extra], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "detector_cli", "serve", "--port", str(port), *extra], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 300
     while True:

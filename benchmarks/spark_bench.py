@@ -111,14 +111,14 @@ class TreeCPU(threading.Thread):
 
 def single(jsonl: Path, out: Path, work: Path, threads: int) -> dict:
     env = {"OMP_NUM_THREADS": str(threads), "DETECTOR_STATS_CACHE": str(work / f"{out.stem}.sqlite")}
-    command = [sys.executable, "-m", "detector", "score", "--jsonl", str(jsonl), "--format", "jsonl",
+    command = [sys.executable, "-m", "detector_cli", "score", "--jsonl", str(jsonl), "--format", "jsonl",
                "-o", str(out), "-q"]
     return run(command, env) | {"command": command}
 
 
 def spark(jsonl: Path, out: Path, master: str, partitions: int) -> dict:
     env = {"OMP_NUM_THREADS": "1"}  # each Python worker: one torch thread (the CLI's default --threads 1)
-    command = [sys.executable, "-m", "detector", "score-corpus", "--data", str(jsonl), "--output", str(out),
+    command = [sys.executable, "-m", "detector_cli", "score-corpus", "--data", str(jsonl), "--output", str(out),
                "--master", master, "--partitions", str(partitions), "-q"]
     return run(command, env) | {"command": command}
 

@@ -13,16 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from detector.detector import Result
 from detector.explain import sentence_scores
 from detector.features import Analysis
 from detector.inputs import Item
+from detector.metrics import GLTR_COLOURS, GLTR_LABELS, gltr_bucket
 from detector.model import DetectorModel
-
-GLTR_COLOURS = ("#8fd694", "#f5e663", "#f2a65a", "#c39bd3")  # rank 1-10, 11-100, 101-1000, >1000
-GLTR_NAMES = ("rank 1-10", "11-100", "101-1000", ">1000")
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +28,7 @@ def templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("detector", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     env.globals["sentence_steps"] = [(f"{p:g}", _sentence_colour(p)) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    env.globals["gltr_steps"] = list(zip(GLTR_NAMES, GLTR_COLOURS, strict=True))
+    env.globals["gltr_steps"] = list(zip(GLTR_LABELS, GLTR_COLOURS, strict=True))
     return env
 
 
@@ -59,7 +56,7 @@ def _sentence_segments(text: str, sentences: list[dict]) -> list[dict]:
 
 def _token_segments(analysis: Analysis) -> list[dict]:
     text, stats = analysis.text, analysis.stats
-    buckets = np.digitize(stats.rank, [11, 101, 1001])
+    buckets = gltr_bucket(stats.rank)
     out, pos = [], 0
     for lo, hi, rank, b in zip(stats.start, stats.end, stats.rank, buckets, strict=True):
         if lo < pos:

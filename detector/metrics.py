@@ -53,15 +53,24 @@ def binoculars(stats: TokenStats) -> float:
     return float(-np.mean(-stats.logp) / (np.mean(stats.entropy) + _EPS))
 
 
-GLTR_BUCKETS = ((1, 10), (11, 100), (101, 1000), (1001, None))
+# GLTR rank buckets: the lowest rank of each bucket after the first, one label and one colour each
+# (green: the LM's top 10 ... purple: beyond 1000). Features, plots and the HTML report all use these.
+GLTR_EDGES = (11, 101, 1001)
+GLTR_LABELS = ("rank 1-10", "11-100", "101-1000", ">1000")
+GLTR_COLOURS = ("#8fd694", "#f5e663", "#f2a65a", "#c39bd3")
+GLTR_BUCKETS = tuple(zip((1, *GLTR_EDGES), (*(e - 1 for e in GLTR_EDGES), None), strict=True))  # (lo, hi) ranks
+
+
+def gltr_bucket(ranks) -> np.ndarray:
+    """The GLTR bucket (0-3) of each token rank (1 = the LM's top choice)."""
+    return np.digitize(np.asarray(ranks), GLTR_EDGES)
 
 
 def gltr_fractions(stats: TokenStats) -> np.ndarray:
     """Share of tokens with rank in top-10, 11-100, 101-1000, and beyond (GLTR)."""
     if not len(stats):
-        return np.full(len(GLTR_BUCKETS), np.nan)
-    rank = stats.rank
-    return np.array([np.mean((rank >= lo) & (rank <= (hi or np.inf))) for lo, hi in GLTR_BUCKETS])
+        return np.full(len(GLTR_LABELS), np.nan)
+    return np.bincount(gltr_bucket(stats.rank), minlength=len(GLTR_LABELS)) / len(stats)
 
 
 # The single-number zero-shot detectors, by name (the benchmark's contenders).

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from detector.errors import UserError
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+from detector.lengths import THRESHOLD_EDGES
 from detector.lm import check_engine
 from detector.novelty import Novelty
 
@@ -101,7 +102,7 @@ class Thresholds:
     @classmethod
     def worst_group_by_length(cls, human_p: np.ndarray, groups: np.ndarray, n_tokens: np.ndarray,
                               fpr: float = 0.01, borderline_fpr: float = 0.05, min_tokens: int = 16,
-                              edges: tuple[int, ...] = (64, 128, 256), min_humans: int = 100) -> Thresholds:
+                              edges: tuple[int, ...] = THRESHOLD_EDGES, min_humans: int = 100) -> Thresholds:
         """The worst-group rule over all lengths for texts shorter than `edges[0]`, and within each band
         that `edges` start for longer ones. A band with fewer than `min_humans` human texts keeps the
         thresholds of the band below it (set with more, shorter texts)."""

@@ -11,8 +11,8 @@ from conftest import MINI
 from benchmarks.attacks import ATTACKS, attacked
 from benchmarks.contenders import OURS
 from benchmarks.published import matched_subset
-from detector.cli import main
 from detector.normalize import normalize
+from detector_cli.main import main
 
 
 @pytest.fixture(scope="module")

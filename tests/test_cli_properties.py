@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.cli import main
+from detector_cli.main import main
 
 words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=80)
 good_text = st.builds(lambda w: "Some words here " + w, words)

@@ -113,7 +113,7 @@ def test_protocol_holds_out_each_dataset():
 
 
 def test_cli_recipe_names_match_the_recipes():
-    from train.cli import RECIPE_CHOICES
+    from detector_cli.train import RECIPE_CHOICES
     from train.recipes import ALIASES
 
     assert list(RECIPE_CHOICES) == [*ALIASES, *RECIPES]

@@ -6,7 +6,7 @@ import json
 
 from conftest import MINI
 
-from detector.cli import main
+from detector_cli.main import main
 from train.data import load_spec
 
 

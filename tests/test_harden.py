@@ -15,10 +15,10 @@ import pytest
 from benchmarks.fault_run import craft_malicious_model
 from detector import cache as cache_module
 from detector import inputs, report
-from detector.cli import main
 from detector.errors import printable
 from detector.model import DEFAULT_MODEL_DIR, TRUSTED_TYPES, DetectorModel, ModelError
 from detector.outputs import prepare_resume
+from detector_cli.main import main
 from tests.conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, SEED
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, SEED
 
-from detector.cli import main
+from detector_cli.main import main
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

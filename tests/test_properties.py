@@ -50,7 +50,7 @@ def test_decode_answers_every_byte_string(raw):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(any_text, min_size=1, max_size=3))
 def test_cli_scores_arbitrary_unicode(tmp_path, capsys, texts):
-    from detector.cli import main
+    from detector_cli.main import main
 
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")

@@ -9,12 +9,12 @@ import sys
 import pytest
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, ROOT, SEED
 
-from detector.cli import main
 from detector.model import DetectorModel
+from detector_cli.main import main
 
 
 def run_cli(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "detector", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "detector_cli", *args], capture_output=True, text=True,
                           input=stdin, cwd=ROOT, timeout=600)
 
 
@@ -137,7 +137,7 @@ def test_ctrl_c_keeps_what_was_written_and_resume_finishes(tmp_path, mini_table)
     texts = mini_table["text"].tolist()[:30]
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    args = [sys.executable, "-m", "detector", "score", "--jsonl", str(src), "--format", "jsonl", "-o", str(out),
+    args = [sys.executable, "-m", "detector_cli", "score", "--jsonl", str(src), "--format", "jsonl", "-o", str(out),
             "--batch-size", "1", "-q"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.time() + 300

@@ -25,9 +25,9 @@ import pytest
 import uvicorn
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, ROOT, SEED
 
-from detector.cli import main
 from detector.detector import Detector
 from detector.serve import ServeConfig, ServeError, check_exposure, create_app, is_loopback, token_ok
+from detector_cli.main import main
 
 LIMITS = dict(max_body_bytes=20_000, max_texts=3, max_chars=6_000)
 
@@ -462,11 +462,11 @@ class Tab:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """`python -m detector serve` on a free loopback port, as a user starts it."""
+    """`python -m detector_cli serve` on a free loopback port, as a user starts it."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "detector", "serve", "--port", str(port)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "detector_cli", "serve", "--port", str(port)], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:

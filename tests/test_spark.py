@@ -93,7 +93,7 @@ def test_spark_output_equals_detector_score(spark, corpus, default_detector):
 
 @needs_spark
 def test_score_corpus_cli(spark, corpus, tmp_path, capsys):
-    from detector.cli import main
+    from detector_cli.main import main
 
     _, rows = corpus
     rows = rows[:5] + rows[-1:]  # the null and the blank row among a few texts: the CLI path, not the LM again

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from conftest import MINI, ROOT
 
-from detector.cli import main
 from detector.detector import Detector
+from detector_cli.main import main
 
 
 def free_port() -> int:
@@ -176,7 +176,7 @@ def test_bad_training_input_is_one_clear_line(tmp_path, rows, extra, message):
     data = tmp_path / "bad.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = subprocess.run([sys.executable, "-m", "detector", "train", "--data", str(data), "--tracking-uri", store,
+    done = subprocess.run([sys.executable, "-m", "detector_cli", "train", "--data", str(data), "--tracking-uri", store,
                            *extra, "--register", "never"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

@@ -1,4 +1,7 @@
-"""Evaluate a model on data: metric tables overall / per group, hold-out runs, and the plots."""
+"""Evaluate a model on data: metric tables overall / per group, hold-out runs, and the plots.
+
+The plots come from `analysis.plots` (the one place train/ reaches into analysis/, for drawing).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +9,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 
-from detector import plots
+from analysis import plots
 from detector.features import FEATURE_NAMES
-from detector.model import DetectorModel
+from detector.lengths import reliability_by_length
+from detector.model import DetectorModel, single_openmp_thread
 from train import metrics
 from train.fit import FeatureData, build_pipeline, fit_classifier
 from train.splits import holdouts
 
 
 def permutation_importance(model: DetectorModel, data: FeatureData, seed: int = 0) -> pd.Series:
-    """Drop in AUROC when each feature is shuffled (on the given, held-out data)."""
+    """Mean drop in AUROC when each feature is shuffled (on the given, held-out data), largest first:
+    scikit-learn's permutation importance of the classifier steps (they impute missing features)."""
     y = data.table["label"].to_numpy()
     if len(set(y)) < 2:
         return pd.Series(dtype=float)
-    base = roc_auc_score(y, model.p_machine_from_features(data.features))
-    rng = np.random.default_rng(seed)
-    drops = {}
-    for name in FEATURE_NAMES:
-        shuffled = data.features.copy()
-        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
-        drops[name] = base - roc_auc_score(y, np.nan_to_num(model.p_machine_from_features(shuffled), nan=0.5))
-    return pd.Series(drops).sort_values(ascending=False)
+    with single_openmp_thread():
+        found = sklearn_permutation_importance(model.classifier, data.features[FEATURE_NAMES], y,
+                                               scoring="roc_auc", n_repeats=3, random_state=seed)
+    return pd.Series(found.importances_mean, index=FEATURE_NAMES).sort_values(ascending=False)
 
 
 PLOT_FILES = ("roc_curve.png", "pr_curve.png", "score_histograms.png", "calibration.png", "confusion_matrix.png",
@@ -65,7 +66,8 @@ def evaluation_plots(model: DetectorModel, data: FeatureData, p: np.ndarray, fol
         "calibration.png": plots.calibration_plot(y, p, title=f"Calibration{suffix}"),
         "confusion_matrix.png": plots.confusion(y, p, threshold),
         "feature_importance.png": plots.feature_importances(permutation_importance(model, data)),
-        "auroc_by_length.png": plots.metric_by_length(data.n_tokens, y, p),
+        "auroc_by_length.png": plots.reliability_by_length(reliability_by_length(data.n_tokens, y, p), None,
+                                                           title=f"AUROC by text length{suffix}"),
     }
     assert tuple(figures) == PLOT_FILES
     return {name: plots.save(fig, folder / name) for name, fig in figures.items()}

@@ -17,15 +17,13 @@ from sklearn.pipeline import Pipeline
 
 from detector.explain import feature_reference
 from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor
+from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
 from detector.model import DetectorModel, Thresholds, single_openmp_thread
 from detector.novelty import Novelty
 from train import metrics
 from train.data import DataError
 from train.recipes import get_recipe
 from train.splits import train_val_test
-
-# Length buckets (tokens) for deciding from which length verdicts are given.
-LENGTH_EDGES = (8, 16, 24, 32, 48, 64, 96, 128)
 
 
 def build_pipeline(recipe: str = "hgb", seed: int = 0, **extractor_params) -> Pipeline:
@@ -114,23 +112,6 @@ def fit_classifier(pipeline: Pipeline, data: FeatureData) -> Pipeline:
     return pipeline
 
 
-def reliable_length(n_tokens: np.ndarray, y: np.ndarray, p: np.ndarray, min_auroc: float = 0.8,
-                    floor: int = 16) -> int:
-    """Shortest length from which every length bucket (with enough texts to judge) reaches `min_auroc`.
-
-    Buckets are read from the longest down; the first one below `min_auroc` sets the limit at its upper
-    edge. Never below `floor` tokens: shorter texts carry too little evidence whatever the data says.
-    """
-    edges = [0, *LENGTH_EDGES, np.inf]
-    for lo, hi in reversed(list(zip(edges[:-1], edges[1:], strict=True))):
-        mask = (n_tokens >= lo) & (n_tokens < hi)
-        if mask.sum() < 30 or len(set(y[mask])) < 2:
-            continue  # too few texts to judge this bucket
-        if metrics.auroc(y[mask], p[mask]) < min_auroc:
-            return int(max(hi, floor)) if np.isfinite(hi) else int(max(lo, floor))
-    return floor
-
-
 def data_digest(table: pd.DataFrame) -> dict:
     """Name, counts and a digest of the ids of each dataset used, for the model card and mlflow."""
     out = {}
@@ -160,7 +141,11 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
     val_p = model.p_machine_from_features(val.features)
     val_y = val.table["label"].to_numpy()
-    min_tokens = reliable_length(val.n_tokens, val_y, val_p)
+    curve = reliability_by_length(val.n_tokens, val_y, val_p)
+    min_tokens = reliable_length(curve)
+    if min_tokens is None:  # no band to judge: the floor; even the longest judged texts miss: only those
+        judged = curve.loc[curve["judged"], "from_tokens"]
+        min_tokens = MIN_TOKENS if judged.empty else int(judged.max())
     if not ((val.n_tokens >= min_tokens) & (val_y == 0)).any():
         raise DataError(f"the validation split holds no human text of {min_tokens}+ tokens to set the threshold "
                         "on: add more (or longer) human texts")

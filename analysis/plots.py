@@ -1,6 +1,7 @@
-"""Figures shared by the CLI, training runs, the benchmark and the notebooks.
+"""Figures for training runs, the benchmark and the notebooks.
 
-Every function returns a matplotlib Figure (so notebooks show it) and takes plain arrays or tables.
+Every function returns a matplotlib Figure (so notebooks show it) and takes plain arrays or tables;
+ROC, precision-recall, calibration and confusion plots are scikit-learn's display classes.
 `save(fig, path)` writes PNGs for mlflow and reports.
 """
 
@@ -13,11 +14,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
+from sklearn.calibration import CalibrationDisplay
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+from detector.lengths import MIN_AUROC
+from detector.metrics import GLTR_COLOURS, GLTR_LABELS, gltr_bucket
 
 
 def save(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as a PNG (folders made as needed) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -34,13 +39,11 @@ def _valid(y, s):
 def roc_curves(curves: Mapping[str, tuple], title: str = "ROC curves", log_fpr: bool = False) -> Figure:
     """One ROC curve per entry: name -> (labels, scores), AUROC in the legend."""
     fig, ax = plt.subplots(figsize=(6, 5))
-    for name, (y, scores) in curves.items():
-        y, scores = _valid(y, scores)
-        if len(set(y)) < 2:
-            continue
-        fpr, tpr, _ = roc_curve(y, scores)
-        ax.plot(fpr, tpr, label=f"{name} (AUROC {auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
+    drawn = [(name, *_valid(y, scores)) for name, (y, scores) in curves.items()]
+    drawn = [(name, y, scores) for name, y, scores in drawn if len(set(y)) == 2]
+    for i, (name, y, scores) in enumerate(drawn):
+        RocCurveDisplay.from_predictions(y, scores, name=name, ax=ax, plot_chance_level=i == len(drawn) - 1,
+                                         chance_level_kw={"ls": ":", "color": "grey"})
     if log_fpr:
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1)
@@ -52,11 +55,11 @@ def roc_curves(curves: Mapping[str, tuple], title: str = "ROC curves", log_fpr: 
 
 
 def pr_curve(y, scores, title: str = "Precision-recall") -> Figure:
+    """Precision-recall curve; the chance level is the share of machine texts."""
     y, scores = _valid(y, scores)
-    precision, recall, _ = precision_recall_curve(y, scores)
     fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(recall, precision, label="detector")
-    ax.axhline(np.mean(y), ls=":", color="grey", label="share of machine texts")
+    PrecisionRecallDisplay.from_predictions(y, scores, name="detector", ax=ax, plot_chance_level=True,
+                                            chance_level_kw={"ls": ":", "color": "grey"})
     ax.set(xlabel="recall (machine texts caught)", ylabel="precision", title=title, ylim=(0, 1.02))
     ax.legend()
     ax.grid(alpha=0.3)
@@ -79,11 +82,11 @@ def score_histograms(scores, groups, threshold: float | None = None,
 
 
 def calibration_plot(y, p, title: str = "Calibration") -> Figure:
+    """Reliability diagram: observed share of machine texts per decile of predicted p(machine)."""
     y, p = _valid(y, p)
-    frac, mean_p = calibration_curve(y, np.clip(p, 0, 1), n_bins=10, strategy="quantile")
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(mean_p, frac, marker="o", label="detector")
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
+    CalibrationDisplay.from_predictions(y, np.clip(p, 0, 1), n_bins=10, strategy="quantile", name="detector",
+                                        ax=ax)
     ax.set(xlabel="predicted p(machine)", ylabel="observed share of machine texts", title=title)
     ax.legend()
     ax.grid(alpha=0.3)
@@ -91,14 +94,13 @@ def calibration_plot(y, p, title: str = "Calibration") -> Figure:
 
 
 def confusion(y, p, threshold: float, title: str = "Confusion matrix at the threshold") -> Figure:
+    """Texts per actual class and prediction (machine when p > threshold)."""
     y, p = _valid(y, p)
-    matrix = confusion_matrix(y, p > threshold, labels=[0, 1])
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=12)
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["human", "machine"], yticklabels=["human", "machine"],
-           xlabel="predicted", ylabel="actual", title=title)
+    ConfusionMatrixDisplay.from_predictions(y, (p > threshold).astype(int), labels=[0, 1],
+                                            display_labels=["human", "machine"], cmap="Blues", ax=ax,
+                                            colorbar=False)
+    ax.set(xlabel="predicted", ylabel="actual", title=title)
     return fig
 
 
@@ -124,28 +126,10 @@ def metric_bars(table: pd.DataFrame, metric: str, by: str = "value", hue: str | 
     return fig
 
 
-def metric_by_length(n_tokens, y, scores, edges=(0, 16, 32, 64, 128, 256, 1_000_000),
-                     title: str = "AUROC by text length") -> Figure:
-    from sklearn.metrics import roc_auc_score
-
-    n_tokens, y, scores = np.asarray(n_tokens), np.asarray(y), np.asarray(scores, dtype=float)
-    labels, values = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        mask = (n_tokens >= lo) & (n_tokens < hi) & ~np.isnan(scores)
-        if mask.sum() >= 10 and len(set(y[mask])) == 2:
-            labels.append(f"{lo}-{hi - 1}" if hi < 1_000_000 else f"{lo}+")
-            values.append(roc_auc_score(y[mask], scores[mask]))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.bar(labels, values)
-    ax.set(xlabel="tokens", ylabel="AUROC", ylim=(0.5, 1), title=title)
-    return fig
-
-
 def token_heatmap(tokens: list[str], ranks: np.ndarray, title: str = "Tokens by LM rank (GLTR)",
                   width: int = 110) -> Figure:
     """GLTR-style: each token coloured by its rank bucket (green top-10 ... purple beyond 1000)."""
-    colours = ["#8fd694", "#f5e663", "#f2a65a", "#c39bd3"]
-    bucket = np.digitize(ranks, [11, 101, 1001])
+    bucket = gltr_bucket(ranks)
     lines, line, length = [], [], 0
     for tok, b in zip(tokens, bucket, strict=True):
         tok = tok.replace("\n", " ")
@@ -167,10 +151,10 @@ def token_heatmap(tokens: list[str], ranks: np.ndarray, title: str = "Tokens by 
         x = 0
         for tok, b in line:
             ax.text(x, row, tok, family="monospace", fontsize=fontsize, va="center",
-                    bbox={"facecolor": colours[b], "edgecolor": "none", "pad": 0.5})
+                    bbox={"facecolor": GLTR_COLOURS[b], "edgecolor": "none", "pad": 0.5})
             x += len(tok)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
-    ax.legend(handles, ["rank 1-10", "11-100", "101-1000", ">1000"], loc="upper center",
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GLTR_COLOURS]
+    ax.legend(handles, GLTR_LABELS, loc="upper center",
               bbox_to_anchor=(0.5, 0), ncol=4, fontsize=8)
     ax.set_title(title)
     return fig
@@ -283,11 +267,11 @@ def score_vs_length(n_tokens, p, labels, threshold: float | None = None, min_tok
     return fig
 
 
-def reliability_by_length(curve: pd.DataFrame, min_auroc: float = 0.9, reliable_from: int | None = None,
-                          title: str = "How reliable by text length") -> Figure:
-    """AUROC per length band (bars; hatched where too few texts to judge), AUROC of all texts from that
-    length up (line), the target and the reliable length found."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+def reliability_by_length(curve: pd.DataFrame, min_auroc: float | None = MIN_AUROC,
+                          reliable_from: int | None = None, title: str = "How reliable by text length") -> Figure:
+    """AUROC per length band of `detector.lengths.reliability_by_length` (bars; hatched where too few
+    texts to judge), AUROC of all texts from that length up (line), the target and the reliable length."""
+    fig, ax = plt.subplots(figsize=(max(7.5, 0.85 * len(curve)), 4.5))
     x = np.arange(len(curve))
     auroc = curve["auroc"].to_numpy(dtype=float)
     judged = curve["judged"].to_numpy(dtype=bool)
@@ -295,7 +279,8 @@ def reliability_by_length(curve: pd.DataFrame, min_auroc: float = 0.9, reliable_
     ax.bar(x[~judged], np.nan_to_num(auroc[~judged]), color="none", edgecolor="#4c72b0", hatch="//",
            label="band with too few texts")
     ax.plot(x, curve["auroc_from"], marker="o", color="#dd8452", label="AUROC of texts from this length up")
-    ax.axhline(min_auroc, color="black", ls="--", lw=1, label=f"target AUROC {min_auroc:.2f}")
+    if min_auroc is not None:
+        ax.axhline(min_auroc, color="black", ls="--", lw=1, label=f"target AUROC {min_auroc:.2f}")
     if reliable_from is not None and (curve["from_tokens"] == reliable_from).any():
         where = int(np.flatnonzero(curve["from_tokens"].to_numpy() == reliable_from)[0])
         ax.axvline(where - 0.5, color="green", lw=2, label=f"reliable from {reliable_from} tokens")

@@ -1,43 +1,13 @@
-"""Command line: `detector score | features | train | evaluate | bench`.
-
-Exit codes: 0 every item scored; 1 some items failed (each reported on stderr, the rest scored);
-2 usage error (bad options, unreadable model, nothing to do).
-
-The library under detector/ never imports train/; only this CLI layer reaches into train/ (lazily,
-for the training commands), so `detector score` works with the package alone.
-"""
+"""`detector score | score-corpus | features | serve`: argument wiring over the detector package."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
-import warnings
 from pathlib import Path
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad options or arguments: one line to stderr, exit 2."""
-
-
-def _quiet_libraries() -> None:
-    """Keep library chatter (transformers, mlflow, tqdm of loaders) off the user's terminal."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.WARNING, format="detector: %(message)s")
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
+from detector_cli.common import EXIT_OK, EXIT_SOME_FAILED, UsageError, positive_int
 
 # ----------------------------------------------------------------------------------------- score
 
@@ -301,47 +271,10 @@ def add_serve_command(sub) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
-# ----------------------------------------------------------------------------------------- parser
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2); sub-commands inherit it."""
-
-    def error(self, message: str):
-        from detector.errors import printable
-
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
-    return number
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mgt-detector")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="detector",
-        description="Score how likely texts are machine-generated (offline, small LM + calibrated classifier).",
-        epilog="Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command")
-
+def add_commands(sub) -> None:
+    """The scoring commands on the `detector` parser."""
     score = sub.add_parser("score", help="score files, folders, stdin (-) or a JSONL file")
     score.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or - for stdin")
     score.add_argument("--jsonl", metavar="FILE", help="score the text field of each line; other fields pass through")
@@ -379,35 +312,3 @@ def build_parser() -> argparse.ArgumentParser:
     features = sub.add_parser("features", help="list the features with a one-line description each")
     features.set_defaults(func=cmd_features)
     add_serve_command(sub)
-
-    try:
-        from train.cli import add_commands
-    except ImportError:  # the training package is not installed: scoring still works
-        pass
-    else:
-        add_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:  # bare `detector`: show what it can do
-        parser.print_help()
-        return EXIT_OK
-    _quiet_libraries()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
-    from detector.errors import UserError, printable
-
-    try:
-        return args.func(args)
-    except (UsageError, UserError) as err:
-        print(f"detector: error: {printable(str(err))}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("detector: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

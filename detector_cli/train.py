@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 
 from detector.errors import UserError
+from detector_cli.common import EXIT_OK, positive_int
 
-EXIT_OK = 0
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
 # import; tests/test_generalise.py checks they match.
 RECIPE_CHOICES = ("hgb", "logreg", "rf", "hgb-all", "logreg-all", "rf-all", "hgb-lm-monotone", "logreg-lm",
@@ -160,8 +160,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    from detector.cli import positive_int
-
+    """`detector train | evaluate | generate` on the `detector` parser."""
     train = sub.add_parser("train", help="train a detector on labelled data, tracked in mlflow")
     _data_arguments(train)
     train.add_argument("--classifier", choices=RECIPE_CHOICES, default="hgb",
@@ -197,9 +196,3 @@ def add_commands(sub) -> None:
     generate.add_argument("--new-tokens", type=int, default=160, help="tokens to generate per text (160)")
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(func=cmd_generate)
-
-    try:
-        from benchmarks.cli import add_bench_command
-    except ImportError:  # benchmarks ship with the source checkout only
-        return
-    add_bench_command(sub)

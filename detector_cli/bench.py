@@ -7,8 +7,7 @@ import shlex
 from pathlib import Path
 
 from benchmarks.sample import DEFAULT_MANIFEST, ROOT, manifest_name
-
-EXIT_OK = 0
+from detector_cli.common import EXIT_OK
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -81,7 +80,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_bench_command(sub) -> None:
+def add_commands(sub) -> None:
+    """`detector bench` on the `detector` parser."""
     bench = sub.add_parser("bench", help="benchmark the detector against zero-shot baselines and published detectors")
     bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
     bench.add_argument("--protocol", action="store_true",

@@ -1,5 +1,0 @@
-import sys
-
-from detector.cli import main
-
-sys.exit(main())

@@ -1,0 +1,75 @@
+"""`detector`: the parser of every sub-command and the one place errors become exit codes.
+
+Exit codes: 0 every item scored; 1 some items failed (each reported on stderr, the rest scored);
+2 usage error (bad options, unreadable model, nothing to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from detector_cli import score
+from detector_cli.common import EXIT_OK, EXIT_USAGE, UsageError, quiet_libraries
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2); sub-commands inherit it."""
+
+    def error(self, message: str):
+        from detector.errors import printable
+
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mgt-detector")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="detector",
+        description="Score how likely texts are machine-generated (offline, small LM + calibrated classifier).",
+        epilog="Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command")
+    score.add_commands(sub)
+    try:  # train/ and benchmarks/ ship with the source checkout; scoring works without them
+        from detector_cli import bench, train
+    except ImportError:
+        pass
+    else:
+        train.add_commands(sub)
+        bench.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `detector`: show what it can do
+        parser.print_help()
+        return EXIT_OK
+    quiet_libraries()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
+    from detector.errors import UserError, printable
+
+    try:
+        return args.func(args)
+    except (UsageError, UserError) as err:
+        print(f"detector: error: {printable(str(err))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("detector: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
