@@ -41,18 +41,21 @@ class Result:
 class Detector:
     """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
 
-    def __init__(self, model: DetectorModel | None = None):
-        """Wrap `model`, or load the shipped default model when none is given."""
+    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None):
+        """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
+        "openvino") and `dtype` override the model's LM settings (None keeps them)."""
         self.model = model if model is not None else DetectorModel.load()
+        if engine is not None or dtype is not None:
+            self.model.use_engine(engine, dtype)
 
     @classmethod
-    def load(cls, location: str | None = None) -> Detector:
+    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None) -> Detector:
         """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
         if location is None:
-            return cls()
+            return cls(engine=engine, dtype=dtype)
         from detector.model_uri import load_model
 
-        return cls(load_model(location))
+        return cls(load_model(location), engine=engine, dtype=dtype)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Normalise each text and run the LM over it once: what `results` scores and explains."""

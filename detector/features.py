@@ -18,7 +18,14 @@ from tqdm.auto import tqdm
 
 from detector import metrics
 from detector.cache import StatsCache
-from detector.lm import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel, known_stats_key
+from detector.lm import (
+    DEFAULT_DTYPE,
+    DEFAULT_LM,
+    DEFAULT_MAX_TOKENS,
+    LanguageModel,
+    default_engine,
+    known_stats_key,
+)
 from detector.normalize import Normalized, normalize
 from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
 from detector.text import sentence_spans
@@ -128,9 +135,9 @@ class Analysis:
 
 
 @lru_cache(maxsize=4)
-def shared_lm(name: str, device: str, dtype: str, max_tokens: int) -> LanguageModel:
+def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str | None = None) -> LanguageModel:
     """One loaded LM per configuration and process."""
-    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens)
+    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine)
 
 
 def as_texts(X) -> list[str]:
@@ -149,6 +156,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     ----------
     lm : LM name: the packaged default, another packaged name, or any transformers model id or path.
     device, dtype : where and in what precision to run the LM.
+    engine : "torch" or "openvino" (see detector.lm.ENGINES); None: this install's default engine.
     max_tokens : only the first `max_tokens` tokens of a text are scored.
     cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
     chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
@@ -164,6 +172,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         cache: str | None = "default",
         chunk_size: int = 64,
         progress: bool = False,
+        engine: str | None = None,
     ):
         self.lm = lm
         self.device = device
@@ -172,6 +181,13 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.cache = cache
         self.chunk_size = chunk_size
         self.progress = progress
+        self.engine = engine
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that runs: the chosen one, else the default where it can run (models saved before
+        engines were a parameter have none)."""
+        return getattr(self, "engine", None) or default_engine(self.device, self.dtype)
 
     def fit(self, X, y=None):
         self.n_features_in_ = 1
@@ -183,11 +199,12 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         return np.array(FEATURE_NAMES, dtype=object)
 
     def language_model(self) -> LanguageModel:
-        return shared_lm(self.lm, self.device, self.dtype, self.max_tokens)
+        return shared_lm(self.lm, self.device, self.dtype, self.max_tokens, self.engine_name)
 
     def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
         """Statistics of already-normalised texts: from the cache where there, else one LM pass."""
-        key = known_stats_key(self.lm, self.dtype, self.max_tokens) or self.language_model().cache_key
+        key = (known_stats_key(self.lm, self.dtype, self.max_tokens, engine=self.engine_name)
+               or self.language_model().cache_key)
         cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
         found = cache.get_many(key, texts) if cache is not None else {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]

@@ -435,7 +435,8 @@ def describe(detector: Detector, location: str | None) -> dict:
                   "trained": card.get("trained"), "classifier": card.get("classifier"),
                   "feature_version": card.get("feature_version")},
         "lm": {"name": lm.name, "revision": lm.revision, "max_tokens": lm.max_tokens, "window": lm.window},
-        "engine": {"device": extractor.device, "dtype": extractor.dtype, "torch": torch.__version__,
+        "engine": {"name": extractor.engine_name, "device": extractor.device, "dtype": extractor.dtype,
+                   "trained_with": card.get("engine"), "torch": torch.__version__,
                    "threads": torch.get_num_threads()},
         "thresholds": asdict(model.thresholds),
     }

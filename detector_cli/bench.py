@@ -44,14 +44,16 @@ def cmd_speed(args: argparse.Namespace, command: str) -> int:
     import numpy as np
 
     from benchmarks.sample import load_table
-    from benchmarks.speed import run_speed
+    from benchmarks.speed import manifest_files, run_speed
 
     table, _ = load_table(args.data, args.manifest, quick=True, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     texts = table["text"].to_numpy()[rng.permutation(len(table))[: args.throughput_texts or 40]].tolist()
     dev = table.iloc[rng.permutation(len(table))[:150]]
     seed_text = (ROOT / "seeds" / "000_8fefe67b85776a8f.txt").read_text(encoding="utf-8")
-    path = run_speed(Path(args.out), texts, dev, seed_text, command)
+    # the rebuild projection counts every text of the data the model is built from
+    files = [Path(s) for s in args.data if Path(s).is_file()] if args.data else manifest_files(Path(args.manifest))
+    path = run_speed(Path(args.out), texts, dev, seed_text, command, files)
     print(f"wrote {path}")
     return EXIT_OK
 
