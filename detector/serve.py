@@ -572,7 +572,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None) -> int:
+def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None,
+          engine: str | None = None) -> int:
     """Load once, then serve until Ctrl-C."""
     import signal
 
@@ -583,10 +584,9 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     check_exposure(config.host, config.token)
     sock = _listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
-    detector = Detector.load(location)
-    overrides = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
-    if overrides:
-        detector.model.extractor.set_params(**overrides)
+    detector = Detector.load(location, engine=engine, dtype=dtype)
+    if device:
+        detector.model.extractor.set_params(device=device)
     detector.score(["Loading the language model before the first request."])  # warm: no slow first answer
     app = create_app(detector, config, location)
     logging.getLogger("detector.serve").setLevel(logging.INFO)

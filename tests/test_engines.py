@@ -128,3 +128,21 @@ def test_model_card_records_engine_and_warns_on_another_precision(default_detect
         warnings.simplefilter("error")
         saved.use_engine("openvino", "bfloat16")  # same precision: noted, no warning
     assert saved.check_engine() == "model trained on torch-bfloat16 statistics, scoring with openvino-bfloat16"
+
+
+def test_cli_engine_choices_match_the_library():
+    from detector.lm import ENGINES as LIBRARY
+    from detector_cli.score import ENGINES as CLI
+
+    assert CLI == LIBRARY
+
+
+def test_a_token_never_outranks_itself():
+    """Its rounded logit (3.01) above its exact one (3.0) must not push it to rank 2."""
+    import torch
+
+    from detector.token_stats import stats_from_logits
+
+    logits = torch.tensor([[3.01, 1.0, 2.0], [3.01, 1.0, 3.5]])
+    stats = stats_from_logits(logits.clone(), torch.tensor([0, 0]), torch.tensor([3.0, 3.0]))
+    assert stats["rank"].tolist() == [1, 2]
