@@ -17,12 +17,22 @@ import pandas as pd
 from detector.detector import Detector
 from detector.features import FEATURE_NAMES, features_of
 from detector.model import DetectorModel, score_or_nan
-from detector.normalize import HOMOGLYPHS
 from train import metrics
 
-# Latin letter -> its first (Cyrillic) look-alike in the normaliser's table.
+# The attacker's table: Cyrillic and Greek look-alikes of Latin letters, as homoglyph attacks use them
+# (the normaliser undoes them with Unicode's full confusables data, detector/normalize.py).
+ATTACK_HOMOGLYPHS = {
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ᴠ": "v",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "Х": "X", "У": "Y", "І": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D", "Ԍ": "G", "Ԛ": "Q", "Ԝ": "W",
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}
+# Latin letter -> its first (Cyrillic) look-alike.
 LOOKALIKE: dict[str, str] = {}
-for _fake, _latin in HOMOGLYPHS.items():
+for _fake, _latin in ATTACK_HOMOGLYPHS.items():
     LOOKALIKE.setdefault(_latin, _fake)
 ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 ODD_SPACES = ("\u00a0", "\u2002", "\u2009", "\u202f", "\u205f")

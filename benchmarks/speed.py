@@ -1,15 +1,19 @@
 """`detector bench --speed`: each LM engine side by side, in one run on the same texts.
 
-For every engine (precision) of the LM: tokens/s of its bare forward pass and of `Detector.score` end
-to end (stats cache off), as ratios to the bare float32 forward of the same run (a loaded machine
-slows every row alike, the ratios stay), plus its AUROC on a fixed labelled dev subset and the largest
-change of p(machine) against float32 on it. Writes benchmarks/SPEED.md and results/speed.csv.
+For every engine and precision of the LM: tokens/s of its bare forward pass and of `Detector.score` end
+to end (stats cache off), as ratios to the bare torch float32 forward of the same run (a loaded machine
+slows every row alike, the ratios stay), plus its AUROC and perplexity on a fixed labelled dev subset
+and the largest change of p(machine) against torch float32 on it; and the time to rebuild the default
+model's statistics from all its data with an empty cache, projected from the measured rate. Writes
+benchmarks/SPEED.md, results/speed.csv and results/speed_accuracy.csv.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +23,26 @@ from benchmarks.environment import machine
 from benchmarks.markdown import table as markdown_table
 from benchmarks.throughput import OtherLoad
 from detector.detector import Detector
-from detector.lm import ENGINE, LanguageModel
+from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_MAX_TOKENS, LanguageModel
+from detector.model import score_or_nan
 from detector.normalize import normalize
 from train import metrics
 
-PRECISIONS = ("float32", "bfloat16")
-REFERENCE = "float32"
+# (engine, precision), the reference first.
+CONFIGS = (("torch", "float32"), ("torch", "bfloat16"), ("openvino", "float32"), ("openvino", "bfloat16"))
+REFERENCE = CONFIGS[0]
+DEFAULT = (DEFAULT_ENGINE, DEFAULT_DTYPE)
 
 
-def _at_precision(detector: Detector, precision: str, **params) -> Detector:
-    """A copy of `detector` whose LM runs in `precision` (the shared model is left as it is)."""
+def label(config: tuple[str, str]) -> str:
+    name = f"{config[0]}-{config[1]}"
+    return f"{name} (default)" if config == DEFAULT else name
+
+
+def with_engine(detector: Detector, engine: str, dtype: str, **params) -> Detector:
+    """A copy of `detector` whose LM runs on `engine` in `dtype` (the shared model is left as it is)."""
     model = copy.deepcopy(detector.model)
-    model.extractor.set_params(dtype=precision, **params)
+    model.extractor.set_params(engine=engine, dtype=dtype, **params)
     return Detector(model)
 
 
@@ -40,48 +52,92 @@ def _timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def speed_table(detector: Detector, texts: list[str], repeats: int = 2) -> pd.DataFrame:
-    """Bare forward and end-to-end tokens/s per precision; best of `repeats` interleaved rounds."""
+def speed_table(detector: Detector, texts: list[str], repeats: int = 2,
+                configs: Sequence[tuple[str, str]] = CONFIGS) -> pd.DataFrame:
+    """Bare forward and end-to-end tokens/s per engine; best of `repeats` interleaved rounds."""
     runs, n_tokens = {}, {}
-    for precision in PRECISIONS:
-        engine_detector = _at_precision(detector, precision, cache=None, progress=False)
+    for config in configs:
+        engine_detector = with_engine(detector, *config, cache=None, progress=False)
         lm: LanguageModel = engine_detector.model.scoring_engine.language_model()
-        batches = lm.input_batches([normalize(t).text for t in texts])
-        n_tokens[precision] = sum(len(lm.tokenize(normalize(t).text)[0]) for t in dict.fromkeys(texts))
-        runs[(precision, "bare forward")] = lambda lm=lm, b=batches: lm.bare_forward(b)
-        runs[(precision, "Detector.score")] = lambda d=engine_detector: d.score(texts)
+        normalised = [normalize(t).text for t in dict.fromkeys(texts)]
+        batches = lm.input_batches(normalised)
+        n_tokens[config] = sum(len(lm.tokenize(t)[0]) for t in dict.fromkeys(normalised))
+        runs[(config, "bare forward")] = lambda lm=lm, b=batches: lm.bare_forward(b)
+        runs[(config, "Detector.score")] = lambda d=engine_detector: d.score(texts)
     for run in runs.values():  # warm-up: every shape once
         run()
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):  # interleaved, so drift in machine load hits all alike
         for key, run in runs.items():
             best[key] = min(best[key], _timed(run))
-    reference = n_tokens[REFERENCE] / best[(REFERENCE, "bare forward")]
+    reference = n_tokens[configs[0]] / best[(configs[0], "bare forward")]
     rows = []
-    for (precision, what), seconds in best.items():
-        rate = n_tokens[precision] / seconds
-        own_bare = n_tokens[precision] / best[(precision, "bare forward")]
-        rows.append({"engine": f"{ENGINE}-{precision}", "what": what, "tokens": n_tokens[precision],
-                     "seconds": seconds, "tokens_per_s": rate, "x_bare_float32": rate / reference,
-                     "share_of_own_bare": rate / own_bare})
+    for (config, what), seconds in best.items():
+        rate = n_tokens[config] / seconds
+        own_bare = n_tokens[config] / best[(config, "bare forward")]
+        rows.append({"engine": label(config), "what": what, "tokens": n_tokens[config], "seconds": seconds,
+                     "tokens_per_s": rate, "x_bare_float32": rate / reference, "share_of_own_bare": rate / own_bare})
     return pd.DataFrame(rows)
 
 
-def accuracy_table(detector: Detector, dev: pd.DataFrame) -> pd.DataFrame:
-    """AUROC per precision on `dev` (text, label) and the largest |p - p_float32|; the seed's verdict."""
-    p = {}
-    for precision in PRECISIONS:
-        p[precision] = np.array(_at_precision(detector, precision, progress=True).inference(dev["text"].tolist()),
-                                dtype=float)
+def accuracy_table(detector: Detector, dev: pd.DataFrame,
+                   configs: Sequence[tuple[str, str]] = CONFIGS) -> pd.DataFrame:
+    """Per engine on `dev` (text, label): AUROC, its change against the reference, the largest and mean
+    |p - p_reference|, and the LM's perplexity over all scored tokens."""
+    p, perplexity = {}, {}
+    texts = dev["text"].tolist()
+    for config in configs:
+        engine_detector = with_engine(detector, *config, progress=True)
+        analyses = engine_detector.analyse(texts)
+        results = engine_detector.results(analyses)
+        p[config] = np.array([score_or_nan(r.p_machine) for r in results], dtype=float)
+        logp = np.concatenate([a.stats.logp for a in analyses])
+        perplexity[config] = float(np.exp(-logp.mean()))
     y = dev["label"].to_numpy()
-    return pd.DataFrame([{"engine": f"{ENGINE}-{precision}", "n": len(dev), "auroc": metrics.auroc(y, p[precision]),
-                          "max_abs_change_p": float(np.nanmax(np.abs(p[precision] - p[REFERENCE]))),
-                          "mean_abs_change_p": float(np.nanmean(np.abs(p[precision] - p[REFERENCE])))}
-                         for precision in PRECISIONS])
+    reference_auroc = metrics.auroc(y, p[configs[0]])
+    rows = []
+    for config in configs:
+        change = np.abs(p[config] - p[configs[0]])
+        auroc = metrics.auroc(y, p[config])
+        rows.append({"engine": label(config), "n": len(dev), "auroc": auroc, "auroc_change": auroc - reference_auroc,
+                     "max_abs_change_p": float(np.nanmax(change)), "mean_abs_change_p": float(np.nanmean(change)),
+                     "perplexity": perplexity[config]})
+    return pd.DataFrame(rows)
+
+
+def manifest_files(manifest: Path) -> list[Path]:
+    """The data files a manifest samples from (the default model's data), resolved as train.data does."""
+    spec = json.loads(Path(manifest).read_text())
+    root = Path(manifest).resolve().parent.parent
+    return [root / source["path"] for source in spec["sources"]]
+
+
+def count_tokens(files: Sequence[Path], lm: LanguageModel, max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[int, int]:
+    """(texts, LM tokens) of every text in `files`, each text counted up to `max_tokens`."""
+    n_texts = n_tokens = 0
+    for path in files:
+        texts = pd.read_json(path, lines=True)["text"].dropna().astype(str).tolist()
+        for start in range(0, len(texts), 2048):
+            chunk = [normalize(t).text for t in texts[start : start + 2048]]
+            ids = lm.tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
+            n_tokens += sum(min(len(i), max_tokens) for i in ids)
+        n_texts += len(texts)
+    return n_texts, n_tokens
+
+
+def rebuild_projection(speed: pd.DataFrame, n_texts: int, n_tokens: int, files: Sequence[Path]) -> str:
+    """One paragraph: hours to compute the statistics of all texts at each measured end-to-end rate."""
+    end_to_end = speed[speed["what"] == "Detector.score"]
+    hours = ", ".join(f"{row.engine} {n_tokens / row.tokens_per_s / 3600:.1f} h"
+                      for row in end_to_end.itertuples())
+    return (f"Rebuilding the default model from all of its data with an empty cache ({n_texts:,} texts in "
+            f"{', '.join(p.name for p in files)}; {n_tokens:,} LM tokens, at most {DEFAULT_MAX_TOKENS} per text) "
+            f"is an LM pass over every token, projected from this run's end-to-end rates: {hours} "
+            f"(the classifier fits in seconds).")
 
 
 def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: str, command: str,
-                seed_verdicts: dict[str, str]) -> Path:
+                seed_verdicts: dict[str, str], projection: str) -> Path:
     (out / "results").mkdir(parents=True, exist_ok=True)
     speed.to_csv(out / "results" / "speed.csv", index=False)
     accuracy.to_csv(out / "results" / "speed_accuracy.csv", index=False)
@@ -90,14 +146,18 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
         "# LM engines side by side", "",
         f"Regenerate: `{command}`. Machine: {facts['cpu']}, {facts['cores']} cores, torch {facts['torch']}; "
         f"commit {facts['commit']}; {load}.", "",
-        "Ratios are to the bare float32 forward pass of the same run (`x_bare_float32`) and to the engine's own "
-        "bare forward (`share_of_own_bare`); the bare forward computes full logits at every position, "
-        "`Detector.score` normalises, runs the LM body, the output layer on the scored positions only, the "
-        "token statistics, features, classifier and verdicts (stats cache off).", "",
+        "Ratios are to the bare torch float32 forward pass of the same run (`x_bare_float32`) and to the "
+        "engine's own bare forward (`share_of_own_bare`). torch's bare forward computes full logits at every "
+        "position; openvino's graph always ends in the token statistics (no logits leave it), so its bare "
+        "forward is that graph on the same windows. `Detector.score` normalises, tokenises, runs the LM and "
+        "the token statistics, features, classifier, novelty check and verdicts (stats cache off). "
+        "`(default)` marks the engine a plain `Detector()` uses.", "",
         markdown_table(speed, digits=2), "",
-        "Accuracy of each engine with the shipped model on the fixed labelled dev subset:", "",
+        "Accuracy of each engine with the shipped model on the fixed labelled dev subset (perplexity: the LM's, "
+        "over all scored tokens of the subset):", "",
         markdown_table(accuracy, digits=4), "",
         "The seed: " + ", ".join(f"{k} `{v}`" for k, v in seed_verdicts.items()) + ".", "",
+        projection, "",
     ]
     path = out / "SPEED.md"
     path.write_text("\n".join(lines))
@@ -105,12 +165,12 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
 
 
 def run_speed(out: Path, texts: list[str], dev: pd.DataFrame, seed_text: str, command: str,
-              repeats: int = 2) -> Path:
+              data_files: Sequence[Path], repeats: int = 2) -> Path:
     detector = Detector()
     with OtherLoad() as other:
         speed = speed_table(detector, texts, repeats)
     accuracy = accuracy_table(detector, dev)
-    seed_verdicts = {}
-    for precision in PRECISIONS:
-        seed_verdicts[f"{ENGINE}-{precision}"] = _at_precision(detector, precision).score(seed_text)[0].verdict
-    return write_speed(out, speed, accuracy, other.describe(), command, seed_verdicts)
+    seed_verdicts = {label(config): with_engine(detector, *config).score(seed_text)[0].verdict for config in CONFIGS}
+    n_texts, n_tokens = count_tokens(data_files, detector.model.scoring_engine.language_model())
+    projection = rebuild_projection(speed, n_texts, n_tokens, data_files)
+    return write_speed(out, speed, accuracy, other.describe(), command, seed_verdicts, projection)

@@ -3,6 +3,7 @@
     from detector import Detector
     detector = Detector()                    # the shipped default model
     [r.verdict for r in detector.score(["some text", ...])]
+    detector.score("one text")[0]            # a single string is one text
     detector.inference(texts)                # RAID's contract: list of floats, higher = machine
 """
 
@@ -18,6 +19,8 @@ from detector.verdict import decide
 
 @dataclass
 class Result:
+    """What the detector says about one text."""
+
     p_machine: float | None
     verdict: str
     reason: str
@@ -26,6 +29,7 @@ class Result:
     explanation: dict | None = None  # per-sentence scores and top features, with explain=True
 
     def to_dict(self) -> dict:
+        """The result as JSON-ready fields (no `explanation` key unless one was asked for)."""
         out = asdict(self)
         if out["explanation"] is None:
             del out["explanation"]
@@ -35,19 +39,24 @@ class Result:
 class Detector:
     """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
 
-    def __init__(self, model: DetectorModel | None = None):
+    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None):
+        """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
+        "openvino") and `dtype` override the model's LM settings (None keeps them)."""
         self.model = model if model is not None else DetectorModel.load()
+        if engine is not None or dtype is not None:
+            self.model.use_engine(engine, dtype)
 
     @classmethod
-    def load(cls, location: str | None = None) -> Detector:
+    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None) -> Detector:
         """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
         if location is None:
-            return cls()
+            return cls(engine=engine, dtype=dtype)
         from detector.model_uri import load_model
 
-        return cls(load_model(location))
+        return cls(load_model(location), engine=engine, dtype=dtype)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
+        """Normalise each text and run the LM over it once: what `results` scores and explains."""
         return self.model.scoring_engine.analyse(texts)
 
     def score(self, texts: Sequence[str] | str, explain: bool = False) -> list[Result]:
@@ -58,6 +67,8 @@ class Detector:
         return self.results(analyses, explain=explain)
 
     def results(self, analyses: Sequence[Analysis], explain: bool = False) -> list[Result]:
+        """One `Result` per analysis (from `analyse`): p(machine), verdict with its reason, tokens and,
+        with `explain`, per-sentence scores and the features that moved p(machine) most."""
         table = features_table(analyses)
         p = self.model.p_machine_from_features(table)
         novel = self.model.novelty_reasons(table)

@@ -22,14 +22,22 @@ from tqdm.auto import tqdm
 
 from detector import metrics
 from detector.cache import StatsCache
-from detector.lm import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel, known_stats_key
+from detector.lm import (
+    DEFAULT_DTYPE,
+    DEFAULT_LM,
+    DEFAULT_MAX_TOKENS,
+    LanguageModel,
+    default_engine,
+    known_stats_key,
+)
 from detector.normalize import Normalized, normalize
 from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
 from detector.text import sentence_spans
 from detector.token_stats import TokenStats
 
 # Bump when a feature's definition changes: models record it and refuse a mismatch.
-FEATURE_VERSION = 1
+# 2: sentences from pysbd (sent_len_mean, sent_len_std, burstiness), homoglyphs from Unicode's confusables.
+FEATURE_VERSION = 2
 
 LM_FEATURES = {
     "logp_mean": "mean token log-probability (likelihood)",
@@ -136,9 +144,9 @@ def features_table(analyses: Sequence[Analysis]) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=4)
-def shared_lm(name: str, device: str, dtype: str, max_tokens: int) -> LanguageModel:
+def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str | None = None) -> LanguageModel:
     """One loaded LM per configuration and process."""
-    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens)
+    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine)
 
 
 def as_texts(X) -> list[str]:
@@ -178,14 +186,21 @@ class ScoringEngine:
     cache: str | None = "default"
     chunk_size: int = 64
     progress: bool = False
+    engine: str | None = None
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that runs: the chosen one, else this install's default where it can run."""
+        return self.engine or default_engine(self.device, self.dtype)
 
     def language_model(self) -> LanguageModel:
         """The LM, loaded once per configuration and process (seconds; only on first use)."""
-        return shared_lm(self.lm, self.device, self.dtype, self.max_tokens)
+        return shared_lm(self.lm, self.device, self.dtype, self.max_tokens, self.engine_name)
 
     def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
         """Statistics of already-normalised texts: from the cache where there, else one LM pass."""
-        key = known_stats_key(self.lm, self.dtype, self.max_tokens) or self.language_model().cache_key
+        key = (known_stats_key(self.lm, self.dtype, self.max_tokens, engine=self.engine_name)
+               or self.language_model().cache_key)
         cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
         found = cache.get_many(key, texts) if cache is not None else {}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
@@ -232,6 +247,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
     chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
     progress : show a progress bar over texts.
+    engine : "torch" or "openvino" (see detector.lm.ENGINES); None: this install's default engine.
     """
 
     def __init__(
@@ -243,6 +259,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         cache: str | None = "default",
         chunk_size: int = 64,
         progress: bool = False,
+        engine: str | None = None,
     ):
         self.lm = lm
         self.device = device
@@ -251,6 +268,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.cache = cache
         self.chunk_size = chunk_size
         self.progress = progress
+        self.engine = engine
+
+    def __setstate__(self, state: dict) -> None:
+        # Models saved before `engine` was a parameter have none: the default engine.
+        super().__setstate__({"engine": None, **state})
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -266,6 +288,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         """The scoring engine with this transformer's current settings (cheap: the LM is loaded once
         per configuration and process, on the first text not in the stats cache)."""
         return ScoringEngine(**self.get_params())
+
+    @property
+    def engine_name(self) -> str:
+        return self.scoring_engine.engine_name
 
     def fit(self, X, y=None) -> FeatureExtractor:
         as_texts(X)  # refuse what is not texts, as transform would

@@ -1,21 +1,32 @@
-"""What the user gives -> items to score: files, folders, stdin, JSONL records.
+"""What the user gives -> items to score: files, folders, stdin, JSONL records, table rows.
 
-Every problem becomes an item with an `error` (one line), never an exception, so one bad file in a
-batch is reported and the rest are still scored. Inputs are only ever read, and never more than a
-bounded prefix at a time: 256 KiB of a file or of stdin, one line (at most 16 MiB) of a JSONL file.
+Every problem with one input becomes an item with an `error` (one line), never an exception, so one
+bad file or row in a batch is reported and the rest are still scored. Inputs are only ever read, and
+never more than a bounded prefix at a time: 256 KiB of a file or of stdin, one line (at most 16 MiB)
+of a JSONL file. `.docx` and PDF files are read for their text (python-docx, pypdf).
+
+Data specs (`--data`: a JSONL / CSV / Parquet file, a folder of them, or a Hugging Face dataset id)
+are read by `read_table`, the same reader training uses (train/data.py imports it from here).
 """
 
 from __future__ import annotations
 
 import codecs
+import difflib
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+from detector.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_BYTES = 256 * 1024  # texts are scored on a bounded prefix; the LM reads at most max_tokens anyway
 MAX_LINE = 16 * 1024 * 1024  # a JSONL line longer than this is skipped (JSON escapes inflate text ~6x)
@@ -103,7 +114,77 @@ def decode(raw: bytes, source: str, total: int | None = None, truncated: bool | 
     return Item(source, text=text, note=note)
 
 
+MAX_DOCUMENT = 64 * 1024 * 1024  # a .docx or PDF is parsed whole: larger ones are refused, not read
+_PDF_MAGIC, _ZIP_MAGIC = b"%PDF-", b"PK\x03\x04"
+
+
+def _document_kind(path: Path, head: bytes) -> str | None:
+    """'pdf' or 'docx' when the file is one (by its first bytes; a .docx is a zip named .docx)."""
+    if head.startswith(_PDF_MAGIC):
+        return "pdf"
+    if head.startswith(_ZIP_MAGIC) and path.suffix.lower() in (".docx", ".docm", ".dotx"):
+        return "docx"
+    return None
+
+
+def _document_text(path: Path, kind: str) -> tuple[str, str]:
+    """The text of a PDF (pypdf) or .docx (python-docx) and a note on where it came from.
+
+    Raises ValueError with the one-line reason the file cannot be read.
+    """
+    if kind == "pdf":
+        try:
+            from pypdf import PdfReader
+        except ImportError as err:
+            raise ValueError("a PDF: install pypdf to read it") from err
+        try:
+            reader = PdfReader(str(path))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise ValueError("an encrypted PDF: decrypt it first")
+            pages = [page.extract_text() or "" for page in reader.pages]
+        except ValueError:
+            raise
+        except Exception as err:  # pypdf raises many types on a damaged file
+            why = (str(err).splitlines() or [type(err).__name__])[0][:100]
+            raise ValueError(f"a PDF that cannot be read ({why})") from err
+        text = "\n\n".join(p.strip() for p in pages if p.strip())
+        if not text:
+            raise ValueError(f"a PDF with no extractable text ({len(pages)} page(s); a scanned PDF "
+                             "needs OCR first)")
+        return text, f"text extracted from a PDF of {len(pages)} page(s)"
+    try:
+        import docx
+    except ImportError as err:
+        raise ValueError("a .docx file: install python-docx to read it") from err
+    try:
+        document = docx.Document(str(path))
+    except Exception as err:  # python-docx raises zipfile/lxml/KeyError types for a broken file
+        raise ValueError(f"a .docx file that cannot be read ({type(err).__name__})") from err
+    paragraphs = [p.text for p in document.paragraphs]
+    for table in document.tables:  # text in tables is text too
+        paragraphs += [cell.text for row in table.rows for cell in row.cells]
+    text = "\n\n".join(p.strip() for p in paragraphs if p.strip())
+    if not text:
+        raise ValueError("a .docx file with no text (only images or empty)")
+    return text, "text extracted from a .docx file"
+
+
+def _read_document(path: Path, kind: str, total: int) -> Item:
+    source = str(path)
+    if total > MAX_DOCUMENT:
+        return Item(source, error=f"a {kind} of {_size(total)}; documents over {_size(MAX_DOCUMENT)} are not read")
+    try:
+        text, note = _document_text(path, kind)
+    except ValueError as err:
+        return Item(source, error=str(err))
+    encoded = text.encode("utf-8")
+    item = decode(encoded[:MAX_BYTES], source, len(encoded))
+    item.note = "; ".join(n for n in (note, item.note) if n)
+    return item
+
+
 def read_file(path: Path) -> Item:
+    """One file as an item: UTF-8/16/32 text, or the text of a .docx or PDF; problems as its error."""
     source = str(path)
     if path.exists() and not path.is_file():  # a FIFO or device would block or never end
         return Item(source, error="not a regular file, skipped", key=_key(path))
@@ -111,6 +192,11 @@ def read_file(path: Path) -> Item:
         total = path.stat().st_size
         with path.open("rb") as f:
             raw = f.read(MAX_BYTES)
+        kind = _document_kind(path, raw[:8])
+        if kind is not None:
+            item = _read_document(path, kind, total)
+            item.key = _key(path)
+            return item
     except PermissionError:
         item = Item(source, error="permission denied")
     except FileNotFoundError:
@@ -314,3 +400,165 @@ def iter_jsonl(path: str, text_field: str = "text") -> Iterator[Item]:
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()
+
+
+# ----------------------------------------------------------------------------------------- data specs
+
+TABLE_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# Suffixes that mark a spec as a file name (a typo in one must not go to the hub).
+_FILE_SUFFIXES = {*TABLE_LOADERS, ".txt", ".tsv", ".gz", ".bz2", ".xz", ".zst", ".zip", ".arrow", ".ndjson", ".xlsx"}
+
+
+class DataError(UserError):
+    """A dataset cannot be used as given; the message says why, in one line."""
+
+
+def table_suffix(path: str) -> str | None:
+    """The suffix when a plain PATH is a data table (.csv/.jsonl/.parquet...), read whole as one text."""
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in TABLE_LOADERS or suffix in (".tsv", ".ndjson") else None
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when a spec that does not exist was meant as a local path, not a hub dataset id.
+
+    A file suffix (.jsonl, .csv, ...), an explicit ./ ../ / ~ start or a backslash, or a first
+    folder that exists here (data/typo) all say "path": such a spec is never sent to the hub.
+    """
+    if spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or spec in (".", ".."):
+        return True
+    name = spec.partition(":")[0] if re.fullmatch(r"[^:]+:\w+", spec) else spec
+    if Path(name).suffix.lower() in _FILE_SUFFIXES or Path(spec).suffix.lower() in _FILE_SUFFIXES:
+        return True
+    return "/" in spec and Path(spec.split("/")[0]).exists()
+
+
+def _missing(spec: str) -> DataError:
+    """No such local path, with the nearest existing names as a hint."""
+    path = Path(spec).expanduser()
+    folder = path.parent if path.parent.is_dir() else None
+    hint = ""
+    if folder is not None:
+        close = difflib.get_close_matches(path.name, [p.name for p in folder.iterdir()], n=2, cutoff=0.75)
+        if close:
+            hint = f" (did you mean {' or '.join(str(folder / c) for c in close)}?)"
+    return DataError(f"{spec}: no such file or folder{hint}")
+
+
+def table_files(spec: str) -> list[Path]:
+    """The data files a local spec names: the file itself, or the tables in a folder."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in TABLE_LOADERS)
+        if not files:
+            raise DataError(f"{spec}: folder holds no .jsonl/.csv/.parquet files")
+        return files
+    if path.suffix not in TABLE_LOADERS:
+        raise DataError(f"{spec}: unsupported file type {path.suffix!r} (use .jsonl, .csv or .parquet)")
+    return [path]
+
+
+def read_table_file(file: Path) -> pd.DataFrame:
+    """One local JSONL/CSV/Parquet file as pandas, read with `datasets` (as training reads it)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(TABLE_LOADERS[file.suffix], data_files=str(file), split="train")
+    except Exception as err:  # datasets raises many types for malformed files
+        raise DataError(f"{file}: cannot read: {str(err).splitlines()[0]}") from err
+    return ds.to_pandas()
+
+
+def _read_hub(spec: str) -> pd.DataFrame:
+    import datasets
+
+    if looks_like_path(spec) or re.fullmatch(r"[\w.-]+(/[\w.-]+)?(:\w+)?", spec) is None:
+        raise _missing(spec)
+    datasets.disable_progress_bars()
+    name, _, split = spec.partition(":")
+    try:
+        ds = datasets.load_dataset(name, split=split or "train")
+    except Exception as err:
+        raise DataError(f"{spec}: not a local path, and the hub dataset could not be loaded "
+                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+    return ds.to_pandas()
+
+
+def read_table(spec: str) -> pd.DataFrame:
+    """A data spec (local files, a folder of them, or a hub id) as one table with a `dataset` column."""
+    import pandas as pd
+
+    if Path(spec).exists():
+        frames = []
+        for file in table_files(spec):
+            frame = read_table_file(file)
+            frame["dataset"] = frame["dataset"] if "dataset" in frame else file.stem
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+    frame = _read_hub(spec)
+    frame["dataset"] = spec.partition(":")[0].split("/")[-1]
+    return frame
+
+
+def _json_safe_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain JSON values (numpy scalars, NaN, timestamps and arrays made writable)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str, force_ascii=False))
+
+
+def _table_items(frame: pd.DataFrame, name: str, key: str, text_column: str) -> Iterator[Item]:
+    if text_column not in frame.columns:
+        raise DataError(f"{name}: no column {text_column!r} (columns: {', '.join(map(str, frame.columns))}); "
+                        "name it with --text-column")
+    others = _json_safe_rows(frame.drop(columns=[text_column]))
+    for row, (text, fields) in enumerate(zip(frame[text_column], others, strict=True), start=1):
+        source, row_key = f"{name}:{row}", f"{key}:{row}"
+        if not isinstance(text, str):
+            what = "empty (null)" if text is None or text != text else f"a {type(text).__name__}, not text"
+            yield Item(source, error=f"{text_column!r} is {what}", fields=fields, key=row_key)
+            continue
+        text, cleaned = clean_text(text)
+        if not text.strip():
+            yield Item(source, error="empty text", fields=fields, key=row_key)
+            continue
+        encoded = text.encode("utf-8")
+        item = decode(encoded[:MAX_BYTES], source, len(encoded))
+        item.fields, item.key = fields, row_key
+        item.note = "; ".join(n for n in (item.note, cleaned) if n) or None
+        yield item
+
+
+def check_spec(spec: str) -> None:
+    """Refuse, before any work, a --data spec that names no table (missing path, wrong file type)."""
+    if spec == "-":
+        return
+    if Path(spec).exists():
+        table_files(spec)
+    elif looks_like_path(spec):
+        raise _missing(spec)
+
+
+def iter_table(spec: str, text_column: str = "text") -> Iterator[Item]:
+    """One Item per row of a data spec, other columns passed through; sources are FILE:ROW.
+
+    JSONL files (and '-', stdin) are read line by line, so a bad line is that line's error; CSV and
+    Parquet are read with the training reader, and a file that cannot be parsed is that file's error.
+    A missing text column is a DataError (a usage error: nothing could be scored).
+    """
+    if spec == "-":
+        yield from iter_jsonl(spec, text_column)
+        return
+    if not Path(spec).exists():
+        yield from _table_items(_read_hub(spec), spec, spec, text_column)
+        return
+    for file in table_files(spec):
+        name = str(file) if Path(spec).is_dir() else spec
+        if file.suffix == ".jsonl":
+            yield from iter_jsonl(name, text_column)
+            continue
+        try:
+            frame = read_table_file(file)
+        except DataError as err:
+            yield Item(name, error=str(err).removeprefix(f"{file}: "), key=_key(file))
+            continue
+        yield from _table_items(frame, name, _key(file), text_column)

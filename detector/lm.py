@@ -21,6 +21,7 @@ import torch
 from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
+from detector import ov_engine
 from detector.errors import UserError
 from detector.token_stats import STATS_VERSION, TokenStats, stats_from_logits
 
@@ -62,7 +63,11 @@ class PackagedGGUF:
 
 
 DEFAULT_LM = "smollm2-135m-instruct"
-ENGINE = "torch"
+# "torch" runs the transformers model; "openvino" a graph of body, output layer and token statistics
+# compiled from the same weights at first use (detector/ov_engine.py): in bfloat16 ~2x torch's bfloat16
+# end to end with AUROC and p(machine) as close to float32 (benchmarks/SPEED.md).
+ENGINES = ("torch", "openvino")
+DEFAULT_ENGINE = "openvino"
 # bfloat16 uses the CPU's AVX-512 bf16 units: ~1.7x the float32 forward, p(machine) within 0.03
 # (issue 10). 512 tokens is what detectors such as Binoculars read; more adds cost, not evidence.
 DEFAULT_DTYPE = "bfloat16"
@@ -77,18 +82,36 @@ PACKAGED: dict[str, PackagedGGUF] = {
 }
 
 
-def stats_key(revision: str, dtype: str, max_tokens: int, window: int = 512) -> str:
+def stats_key(revision: str, dtype: str, max_tokens: int, window: int = 512, engine: str = DEFAULT_ENGINE) -> str:
     """The stats-cache key: model revision, engine and precision, windowing and stats version. Token
     statistics of different engines or precisions differ slightly, so they never share a key."""
-    return f"{revision}|{ENGINE}-{dtype}|w{window}|m{max_tokens}|s{STATS_VERSION}"
+    return f"{revision}|{engine}-{dtype}|w{window}|m{max_tokens}|s{STATS_VERSION}"
 
 
-def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = 512) -> str | None:
+def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = 512,
+                    engine: str = DEFAULT_ENGINE) -> str | None:
     """The stats-cache key of a packaged LM without loading it (None for others: their revision is
     only known once loaded), so that fully cached texts need no LM at all."""
     if name not in PACKAGED:
         return None
-    return stats_key(_packaged_revision(name), dtype, max_tokens, window)
+    return stats_key(_packaged_revision(name), dtype, max_tokens, window, engine)
+
+
+def default_engine(device: str = "cpu", dtype: str = DEFAULT_DTYPE) -> str:
+    """DEFAULT_ENGINE where it can run; torch for what only torch runs (a GPU, float16)."""
+    if DEFAULT_ENGINE == "openvino" and (device != "cpu" or dtype not in ov_engine.PRECISION_HINTS
+                                         or not ov_engine.available()):
+        return "torch"
+    return DEFAULT_ENGINE
+
+
+def check_engine(engine: str) -> str:
+    """`engine` if this install can run it, else a clear error."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
+    if engine == "openvino" and not ov_engine.available():
+        raise LMUnavailable("the openvino engine needs the openvino package: run `pip install openvino==2026.4.1`")
+    return engine
 
 
 def _packaged_revision(name: str) -> str:
@@ -151,7 +174,13 @@ class LanguageModel:
     matrix kernels round differently for different batch shapes (up to ~0.2 nats on a token), so a
     text's score would depend on what else was scored with it; alone, the same text always gets the
     same score, in `detector score`, the server and Spark alike. `batch_tokens=N` packs windows of
-    similar length up to N tokens per pass instead (a little faster on short texts, not reproducible).
+    similar length up to N tokens per pass instead (a little faster on short texts, not reproducible;
+    torch engine only).
+
+    `engine="openvino"` (the default on CPUs in float32 and bfloat16) runs body, output layer and
+    statistics as one compiled OpenVINO graph, built from the same float32 weights at first use and
+    cached (detector/ov_engine.py); `self.model` is then None (the torch model is loaded only to build
+    the graph).
     """
 
     def __init__(
@@ -162,6 +191,7 @@ class LanguageModel:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         window: int = 512,
         batch_tokens: int = 0,
+        engine: str | None = None,
     ):
         self.name = name
         self.device = device
@@ -169,19 +199,51 @@ class LanguageModel:
         self.max_tokens = max_tokens
         self.window = window
         self.batch_tokens = batch_tokens
+        self.engine = engine = check_engine(engine or default_engine(device, dtype))
         torch_dtype = getattr(torch, dtype, None)
         if not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r} (try float32 or bfloat16)")
-        loader = _load_packaged if name in PACKAGED else _load_hub_or_path
-        self.model, self.tokenizer, self.revision = loader(name, torch_dtype)
-        self.model.to(device).eval()
+        self._stats_graph = None
+        if engine == "openvino":
+            if dtype not in ov_engine.PRECISION_HINTS:
+                raise LMUnavailable(f"the openvino engine runs float32 or bfloat16, not {dtype}: "
+                                    "use the torch engine for it")
+            if device != "cpu" or batch_tokens:
+                raise ValueError("the openvino engine runs on the CPU, one window per pass (batch_tokens=0)")
+            self.model, self.tokenizer, self.revision = None, *self._load_openvino(dtype)
+        else:
+            loader = _load_packaged if name in PACKAGED else _load_hub_or_path
+            self.model, self.tokenizer, self.revision = loader(name, torch_dtype)
+            self.model.to(device).eval()
         bos = self.tokenizer.bos_token_id
         self._bos = bos if bos is not None else self.tokenizer.eos_token_id
+
+    def _load_openvino(self, dtype: str):
+        """(tokenizer, revision) of the LM, with its statistics graph compiled in `dtype`. A packaged LM
+        whose graph is cached needs no torch model at all."""
+        from transformers import AutoTokenizer
+
+        if self.name in PACKAGED and (_hf_cache_folder(self.name) / "config.json").exists():
+            revision = _packaged_revision(self.name)
+            ir = ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
+            if ir.exists():
+                tokenizer = AutoTokenizer.from_pretrained(_hf_cache_folder(self.name))
+                self._stats_graph = ov_engine.OpenVINOStats(ir, dtype, torch.get_num_threads())
+                return tokenizer, revision
+        loader = _load_packaged if self.name in PACKAGED else _load_hub_or_path
+        model, tokenizer, revision = loader(self.name, torch.float32)  # the graph keeps float32 weights
+        ir = ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
+        if not ir.exists():
+            log.info("building the OpenVINO graph of %s once into %s", self.name, ir.parent)
+            ir = ov_engine.build_ir(model.eval(), ir.parent)
+        del model  # the compiled graph holds its own copy of the weights
+        self._stats_graph = ov_engine.OpenVINOStats(ir, dtype, torch.get_num_threads())
+        return tokenizer, revision
 
     @property
     def cache_key(self) -> str:
         """Everything that changes the statistics of a text: part of the feature-cache key."""
-        return stats_key(self.revision, self.dtype, self.max_tokens, self.window)
+        return stats_key(self.revision, self.dtype, self.max_tokens, self.window, self.engine)
 
     def tokenize(self, text: str) -> tuple[list[int], np.ndarray]:
         """Token ids (at most max_tokens) and their character spans in `text`."""
@@ -232,7 +294,13 @@ class LanguageModel:
 
     @torch.inference_mode()
     def bare_forward(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """The LM alone, full logits at every position: the ceiling any scoring path is measured against."""
+        """The LM alone, full logits at every position: the ceiling any scoring path is measured against.
+        (The openvino engine's graph always ends in the token statistics: its bare forward is that graph.)"""
+        if self._stats_graph is not None:
+            for input_ids, mask in batches:
+                for row, row_mask in zip(input_ids, mask, strict=True):
+                    self._stats_graph(row[row_mask.bool()].tolist())
+            return
         for input_ids, mask in batches:
             self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
 
@@ -275,6 +343,12 @@ class LanguageModel:
             yield batch
 
     def _forward(self, batch: list, encoded: list) -> list[dict[str, np.ndarray]]:
+        if self._stats_graph is not None:  # one window per pass, no padding
+            out = []
+            for i, start, stop, first in batch:
+                stats = self._stats_graph(([self._bos] + encoded[i][0])[start:stop])
+                out.append({k: v[first:] for k, v in stats.items()})
+            return out
         seqs, input_ids, mask = self._pad(batch, encoded)
         backbone = self.model.get_decoder()
         hidden = backbone(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state

@@ -10,6 +10,8 @@ is built, so a file can only rebuild those types: it cannot name a function (exe
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -21,9 +23,11 @@ from sklearn.pipeline import Pipeline
 
 from detector.errors import UserError
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine
-from detector.lm import ENGINE
+from detector.lm import check_engine
 from detector.novelty import Novelty
 from detector.thresholds import Thresholds
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
@@ -171,6 +175,36 @@ class DetectorModel:
         """The steps after feature extraction: feature table in, probabilities out."""
         return self.pipeline[1:]
 
+    @property
+    def engine(self) -> str:
+        """The LM engine and precision the statistics come from, e.g. "openvino-bfloat16"."""
+        return f"{self.extractor.engine_name}-{self.extractor.dtype}"
+
+    def use_engine(self, engine: str | None = None, dtype: str | None = None) -> None:
+        """Run the LM with `engine` and/or in `dtype` (None keeps each), warning if the model was trained
+        on statistics of another precision: its scores then shift (up to ~0.1 in p(machine) between
+        float32 and bfloat16, benchmarks/SPEED.md). Engines of one precision agree as closely as
+        SPEED.md shows, which is logged only."""
+        params = {}
+        if engine is not None:
+            params["engine"] = check_engine(engine)
+        if dtype is not None:
+            params["dtype"] = dtype
+        self.extractor.set_params(**params)
+        self.check_engine()
+
+    def check_engine(self) -> str | None:
+        """A note if this model runs on another engine or precision than it was trained with."""
+        trained = self.card.engine
+        if not trained or trained == self.engine:
+            return None
+        note = f"model trained on {trained} statistics, scoring with {self.engine}"
+        if trained.rsplit("-", 1)[-1] != self.extractor.dtype:
+            warnings.warn(f"{note}: another precision shifts p(machine)", stacklevel=3)
+        else:
+            log.info("%s (same precision; engine parity in benchmarks/SPEED.md)", note)
+        return note
+
     def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:
         """p(machine) from a feature table; rows with missing features get NaN."""
         return p_machine_of(self.classifier, table)
@@ -187,8 +221,7 @@ class DetectorModel:
         folder.mkdir(parents=True, exist_ok=True)
         sio.dump(self.pipeline, folder / MODEL_FILE)
         self.card = replace(self.card, thresholds=self.thresholds, feature_names=list(FEATURE_NAMES),
-                            feature_version=FEATURE_VERSION, lm=self.extractor.get_params(),
-                            engine=f"{ENGINE}-{self.extractor.dtype}")
+                            feature_version=FEATURE_VERSION, lm=self.extractor.get_params(), engine=self.engine)
         self.card.write(folder / CARD_FILE)
         if self.novelty is not None:
             self.novelty.save(folder)
@@ -212,7 +245,9 @@ class DetectorModel:
         pipeline = _load_pipeline(model_file)
         if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
             raise ModelError(f"{model_file}: not a detector pipeline ({type(pipeline).__name__})")
-        return cls(pipeline, card.thresholds, card, Novelty.load(folder))
+        model = cls(pipeline, card.thresholds, card, Novelty.load(folder))
+        model.check_engine()
+        return model
 
 
 def read_card(card_file: str | Path) -> ModelCard:

@@ -10,20 +10,38 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-# Look-alikes of basic Latin letters, as used by homoglyph attacks: Cyrillic, Greek, and two letters of
-# the Latin extensions (ɡ U+0261 script g, ᴠ U+1D20 small capital v).
-HOMOGLYPHS = {
-    # Cyrillic (and the two Latin-extension letters ɡ and ᴠ)
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
-    "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ᴠ": "v",
-    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
-    "Х": "X", "У": "Y", "І": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D", "Ԍ": "G", "Ԛ": "Q", "Ԝ": "W",
-    # Greek
-    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u",
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-}
+# Not in Unicode's confusables data (or, for the palochka, given there as "i"), but used as these Latin
+# letters in homoglyph attacks.
+_EXTRA_HOMOGLYPHS = {"κ": "k", "τ": "t", "Ԁ": "D", "Ԛ": "Q", "ӏ": "l"}
+
+
+@lru_cache(maxsize=1)
+def homoglyphs() -> dict[str, str]:
+    """Non-ASCII letters that look like an ASCII letter -> that letter, from Unicode's confusables data
+    (confusables.txt, as shipped by the confusable_homoglyphs package), plus a few it lacks.
+
+    Only letters are mapped, and only to one ASCII letter: punctuation such as ’ or – is left alone, so
+    ordinary English text is unchanged. Unicode's prototype of I-like letters is "l"; a capital keeps
+    its case ("І" -> "I").
+    """
+    from confusable_homoglyphs import confusables
+
+    table = {}
+    for char, entries in confusables.confusables_data.items():
+        if len(char) != 1 or char.isascii() or not unicodedata.category(char).startswith("L"):
+            continue
+        targets = [e["c"] for e in entries if len(e["c"]) == 1 and e["c"].isascii() and e["c"].isalpha()]
+        if not targets:
+            continue
+        target = targets[0]
+        if char.isupper() and target == "l":
+            target = "I"
+        table[char] = target
+    table.update(_EXTRA_HOMOGLYPHS)
+    return table
+
 
 # Invisible characters that carry no text: zero-width space/joiners, word joiner, BOM, soft hyphen...
 INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f")
@@ -61,17 +79,18 @@ def _map_homoglyphs(text: str) -> tuple[str, int]:
     """
     letters = [c for c in text if c.isalpha()]
     latin_text = bool(letters) and sum(map(_is_latin_letter, letters)) / len(letters) > 0.5
+    table = homoglyphs()
     count = 0
 
     def fix(match: re.Match) -> str:
         nonlocal count
         word = match.group(0)
-        if not any(c in HOMOGLYPHS for c in word):
+        if not any(c in table for c in word):
             return word
         if not (latin_text or any(map(_is_latin_letter, word))):
             return word
-        count += sum(c in HOMOGLYPHS for c in word)
-        return "".join(HOMOGLYPHS.get(c, c) for c in word)
+        count += sum(c in table for c in word)
+        return "".join(table.get(c, c) for c in word)
 
     return _WORD.sub(fix, text), count
 

@@ -1,7 +1,8 @@
-"""Scored items -> records -> table / JSON / JSON lines."""
+"""Scored items -> records -> table / JSON / JSON lines / CSV."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -86,3 +87,41 @@ def write_table(records: Sequence[dict], stream: TextIO) -> None:
         p = "-" if r["p_machine"] is None else f"{r['p_machine']:.3f}"
         reason = printable(r["reason"] + (f" ({r['note']})" if r.get("note") else ""))
         stream.write(f"{source:<{source_width}}  {p:>7}  {r['verdict']:<9}  {r['n_tokens']:>6}  {reason}\n")
+        if r.get("explanation"):
+            stream.writelines(f"    {line}\n" for line in explanation_lines(r["explanation"], width - 4))
+
+
+def explanation_lines(explanation: dict, width: int = 116, sentences: int = 3) -> list[str]:
+    """The explanation as a few lines under a table row: the features that pushed p(machine) most,
+    then the most machine-like sentences with their p(machine)."""
+    lines = []
+    pushes = explanation.get("top_features") or []
+    if pushes:
+        lines.append("features: " + ", ".join(f"{f['feature']} {f['push']:+.2f}" for f in pushes))
+    scored = [s for s in explanation.get("sentences") or [] if s.get("p_machine") is not None]
+    for s in sorted(scored, key=lambda s: s["p_machine"], reverse=True)[:sentences]:
+        text = printable(" ".join(s["text"].split()))
+        room = max(width - 20, 20)
+        shown = text if len(text) <= room else text[: room - 1] + "…"
+        lines.append(f"sentence p={s['p_machine']:.2f}: {shown}")
+    return lines
+
+
+CSV_FIELDS = ("source", "p_machine", "verdict", "reason", "n_tokens", "altered", "error", "note")
+
+
+def write_csv(records: Sequence[dict], stream: TextIO) -> None:
+    """One row per record: the detector's columns, then every passed-through field; nested values
+    (alterations, explanations, lists) as JSON text in their cell."""
+    columns = list(CSV_FIELDS)
+    for rec in records:
+        columns += [k for k in rec if k not in columns]
+    writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for rec in records:
+        row = {}
+        for key, value in rec.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, ensure_ascii=False, default=str) if value or key != "altered" else ""
+            row[key] = value
+        writer.writerow(row)

@@ -435,7 +435,8 @@ def describe(detector: Detector, location: str | None) -> dict:
                   "trained": card.trained, "classifier": card.classifier,
                   "feature_version": card.feature_version},
         "lm": {"name": lm.name, "revision": lm.revision, "max_tokens": lm.max_tokens, "window": lm.window},
-        "engine": {"device": extractor.device, "dtype": extractor.dtype, "torch": torch.__version__,
+        "engine": {"name": extractor.engine_name, "device": extractor.device, "dtype": extractor.dtype,
+                   "trained_with": card.engine, "torch": torch.__version__,
                    "threads": torch.get_num_threads()},
         "thresholds": asdict(model.thresholds),
     }
@@ -571,7 +572,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None) -> int:
+def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None,
+          engine: str | None = None) -> int:
     """Load once, then serve until Ctrl-C."""
     import signal
 
@@ -582,10 +584,9 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     check_exposure(config.host, config.token)
     sock = _listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
-    detector = Detector.load(location)
-    overrides = {k: v for k, v in (("device", device), ("dtype", dtype)) if v}
-    if overrides:
-        detector.model.extractor.set_params(**overrides)
+    detector = Detector.load(location, engine=engine, dtype=dtype)
+    if device:
+        detector.model.extractor.set_params(device=device)
     detector.score(["Loading the language model before the first request."])  # warm: no slow first answer
     app = create_app(detector, config, location)
     logging.getLogger("detector.serve").setLevel(logging.INFO)

@@ -1,12 +1,25 @@
-"""Plain-text helpers shared by stylometry, burstiness and explanations: words and sentence spans."""
+"""Plain-text helpers shared by stylometry, burstiness and explanations: words, sentence spans, language.
+
+Sentences come from pysbd (rule-based, knows abbreviations such as "Dr.", "D.C." and "p.m."), the
+language from py3langid: maintained libraries, not hand-written rules.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace, or at a line break.
-_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s)|\n+""")
+_LINE_BREAKS = re.compile(r"\n+")
+# pysbd's time grows with the square of the sentences it is given at once ("a!" * 10_000: 13 s), so a
+# long line is cut into pieces of about CHUNK characters first, preferably after a word of 3+ lowercase
+# letters ending a sentence before a capital (never after "Dr." or "D.C."), else after any . ! ?
+CHUNK = 1000
+_GOOD_CUT = re.compile(r"(?<=[a-z]{3}[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z])")
+_ANY_CUT = re.compile(r"[.!?…]+[\"'”’)\]]*\s*")
+# The identifier must be this sure of another language before a text is called not English: lists,
+# names and code are short on cues, and an English text is better judged than refused.
+LANGUAGE_CONFIDENCE = 0.9
 
 # Common English function words: their rate is a stylometric feature and a cheap language check.
 FUNCTION_WORDS = frozenset(
@@ -24,21 +37,73 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of `text` (stripped, non-empty)."""
+@lru_cache(maxsize=1)
+def _segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of the text between line breaks: a line break always ends a sentence (titles, lists)."""
     spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.end()))
+    for match in _LINE_BREAKS.finditer(text):
+        spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))
-    out = []
-    for lo, hi in spans:
-        piece = text[lo:hi]
-        if piece.strip():
-            lo += len(piece) - len(piece.lstrip())
-            hi -= len(piece) - len(piece.rstrip())
-            out.append((lo, hi))
+    return spans
+
+
+def _chunks(line: str, limit: int = CHUNK) -> list[tuple[int, int]]:
+    """Spans of `line` of about `limit` characters, cut where a sentence surely ends (see CHUNK)."""
+    out, start = [], 0
+    while len(line) - start > limit:
+        cut = None
+        for pattern in (_GOOD_CUT, _ANY_CUT):
+            ends = [m.end() for m in pattern.finditer(line, start + 1, start + limit)]
+            if ends:
+                cut = ends[-1]
+                break
+        if cut is None:  # no punctuation for `limit` characters: cheap for pysbd, so run on to the next
+            found = _ANY_CUT.search(line, start + limit)
+            cut = found.end() if found else len(line)
+        out.append((start, cut))
+        start = cut
+    if start < len(line):
+        out.append((start, len(line)))
     return out
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of `text` (stripped, non-empty), line by line with pysbd."""
+    out = []
+    for line_lo, line_hi in _line_spans(text):
+        line = text[line_lo:line_hi]
+        if not line.strip():
+            continue
+        for chunk_lo, chunk_hi in _chunks(line):
+            base = line_lo + chunk_lo
+            for span in _segmenter().segment(line[chunk_lo:chunk_hi]):
+                lo, hi = base + span.start, base + span.end
+                piece = text[lo:hi]
+                if piece.strip():
+                    lo += len(piece) - len(piece.lstrip())
+                    hi -= len(piece) - len(piece.rstrip())
+                    out.append((lo, hi))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def language_of(text: str, confidence: float = LANGUAGE_CONFIDENCE) -> str | None:
+    """The ISO 639-1 code of the text's language when py3langid is at least `confidence` sure, else None."""
+    language, probability = _identifier().classify(text[:20_000])
+    return str(language) if probability >= confidence else None
 
 
 def paragraphs(text: str) -> list[str]:

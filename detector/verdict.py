@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from detector.text import FUNCTION_WORDS, words
+from detector.text import language_of
 from detector.thresholds import Thresholds
 
 MACHINE, HUMAN, UNCERTAIN = "machine", "human", "uncertain"
@@ -25,11 +25,9 @@ def text_problem(text: str) -> str | None:
     latin = sum(c.isascii() for c in letters) / len(letters)
     if latin < 0.7:
         return "not English (mostly non-Latin script); the language model reads English"
-    tokens = [w.lower() for w in words(text)]
-    if len(tokens) >= 12:
-        rate = sum(w in FUNCTION_WORDS for w in tokens) / len(tokens)
-        if rate < 0.12:
-            return f"probably not English (only {rate:.0%} English function words); the model reads English"
+    language = language_of(text)
+    if language is not None and language != "en":
+        return f"probably not English (identified as {language}); the model reads English"
     return None
 
 

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from benchmarks.sample import DEFAULT_MANIFEST, ROOT, manifest_name
-from detector_cli.common import EXIT_OK
+from detector_cli.common import EXIT_OK, add_parser
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -44,14 +44,16 @@ def cmd_speed(args: argparse.Namespace, command: str) -> int:
     import numpy as np
 
     from benchmarks.sample import load_table
-    from benchmarks.speed import run_speed
+    from benchmarks.speed import manifest_files, run_speed
 
     table, _ = load_table(args.data, args.manifest, quick=True, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     texts = table["text"].to_numpy()[rng.permutation(len(table))[: args.throughput_texts or 40]].tolist()
     dev = table.iloc[rng.permutation(len(table))[:150]]
     seed_text = (ROOT / "seeds" / "000_8fefe67b85776a8f.txt").read_text(encoding="utf-8")
-    path = run_speed(Path(args.out), texts, dev, seed_text, command)
+    # the rebuild projection counts every text of the data the model is built from
+    files = [Path(s) for s in args.data if Path(s).is_file()] if args.data else manifest_files(Path(args.manifest))
+    path = run_speed(Path(args.out), texts, dev, seed_text, command, files)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -80,7 +82,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """`detector bench` on the `detector` parser."""
-    bench = sub.add_parser("bench", help="benchmark the detector against zero-shot baselines and published detectors")
+    bench = add_parser(sub, "bench", "benchmark the detector against zero-shot baselines and published detectors", """
+  detector bench --quick                     a small fixed subset, minutes
+  detector bench --protocol                  the held-out-dataset protocol from the committed feature tables
+  detector bench --out /tmp/bench            the full benchmark, written elsewhere
+""")
     bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
     bench.add_argument("--protocol", action="store_true",
                        help="only the held-out-dataset protocol, from the committed feature tables (PROTOCOL.md)")
@@ -92,7 +98,7 @@ def add_commands(sub) -> None:
     bench.add_argument("--published", metavar="DIR", help="published scores (default: ../shared/data/published)")
     bench.add_argument("--out", default=str(ROOT / "benchmarks"), metavar="DIR",
                        help="where RESULTS.md, results/ and plots/ go (default: benchmarks/)")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=int, default=0, help="seed of sampling and attacks")
     bench.add_argument("--attack-texts", type=int, metavar="N", help="machine (and human) texts to attack (100)")
     bench.add_argument("--throughput-texts", type=int, metavar="N", help="texts to time (48)")
     bench.set_defaults(func=cmd_bench)

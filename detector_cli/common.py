@@ -38,3 +38,38 @@ def quiet_libraries() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written (epilog), and each option's default shown unless its help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and "default" not in text and action.default not in (None, False, [], ())
+                and action.default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_parser(sub, name: str, summary: str, examples: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A sub-command with its one-line summary, a description and examples at the end of its --help."""
+    return sub.add_parser(name, help=summary, description=description or summary[:1].upper() + summary[1:] + ".",
+                          epilog="examples:\n" + examples.strip("\n"), formatter_class=HelpFormatter)
+
+
+def add_text_column(parser: argparse.ArgumentParser, what: str = "column (CSV/Parquet) or field (JSONL)") -> None:
+    """--text-column, the one name for it on every command; --text-field is kept as a hidden alias."""
+    parser.add_argument("--text-column", default="text", metavar="NAME", help=f"the {what} holding the text")
+    parser.add_argument("--text-field", dest="text_column", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="mlflow tracking store for runs and models:/ URIs (default: $MLFLOW_TRACKING_URI, "
+                             "else sqlite:///mlflow.db in the current folder)")
+
+
+def use_tracking_uri(args: argparse.Namespace) -> None:
+    """--tracking-uri wins over $MLFLOW_TRACKING_URI for everything this command does with mlflow."""
+    if getattr(args, "tracking_uri", None):
+        os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri

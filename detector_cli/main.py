@@ -7,11 +7,12 @@ Exit codes: 0 every item scored; 1 some items failed (each reported on stderr, t
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
 from detector_cli import score
-from detector_cli.common import EXIT_OK, EXIT_USAGE, UsageError, quiet_libraries
+from detector_cli.common import EXIT_OK, EXIT_USAGE, HelpFormatter, UsageError, quiet_libraries
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detector",
         description="Score how likely texts are machine-generated (offline, small LM + calibrated classifier).",
-        epilog="Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
+        epilog="examples:\n"
+               "  detector score essay.txt                       one file\n"
+               "  detector score --data texts.csv --text-column body --format csv -o scored.csv\n"
+               "  detector train --data labelled.jsonl --classifier logreg --output my-model\n"
+               "  detector evaluate --model my-model --data test.jsonl --plots plots/\n"
+               "  detector COMMAND --help                        options and examples of a command\n\n"
+               "Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command")
@@ -61,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `detector score ... | head` ends quietly
     from detector.errors import UserError, printable
 
+    tracking_env = os.environ.get("MLFLOW_TRACKING_URI")  # --tracking-uri sets it for this command only
     try:
         return args.func(args)
     except (UsageError, UserError) as err:
@@ -69,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("detector: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if tracking_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_env
 
 
 if __name__ == "__main__":

@@ -7,7 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from detector_cli.common import EXIT_OK, EXIT_SOME_FAILED, UsageError, positive_int
+from detector_cli.common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    UsageError,
+    add_parser,
+    add_text_column,
+    add_tracking_uri,
+    positive_int,
+    use_tracking_uri,
+)
 
 # ----------------------------------------------------------------------------------------- score
 
@@ -48,14 +57,25 @@ def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
         check_output(args.html, "--html", given)
 
 
+def _table_paths_warning(paths: list[str]) -> None:
+    """A .csv/.jsonl/.parquet given as a plain PATH is scored whole, as one text: say so, once each."""
+    from detector import inputs
+    from detector.errors import printable
+
+    for path in paths:
+        if inputs.table_suffix(path) and Path(path).is_file():
+            print(f"detector: warning: {printable(path)} is scored as one text; to score each row, use "
+                  f"--data {printable(path)} --text-column NAME", file=sys.stderr)
+
+
 def _read_items(args: argparse.Namespace) -> list:
     from detector import inputs
 
     items = list(inputs.iter_paths(args.paths))
-    if args.jsonl:
-        records = list(inputs.iter_jsonl(args.jsonl, args.text_field))
+    for spec in args.data or []:
+        records = list(inputs.iter_table(spec, args.text_column))
         if not records:
-            raise UsageError(f"{args.jsonl}: no JSON lines to score (the file is empty or blank)")
+            raise UsageError(f"{spec}: no rows to score (the file is empty or blank)")
         items += records
     unique, seen = [], set()
     for item in items:  # the same file named twice (a.txt ./a.txt, or a file and its folder) is scored once
@@ -74,25 +94,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     from detector.errors import printable
     from detector.outputs import open_new, prepare_resume
 
-    if not args.paths and not args.jsonl:
-        raise UsageError("nothing to score: give PATH... (files, folders, - for stdin) or --jsonl FILE")
-    if args.jsonl == "-" and "-" in args.paths:
-        raise UsageError("stdin (-) can be read once: as a PATH or as --jsonl -, not both")
-    given = list(args.paths) + ([args.jsonl] if args.jsonl else [])
+    if args.jsonl:  # the older spelling: --jsonl FILE is --data FILE
+        args.data = [*(args.data or []), args.jsonl]
+    if not args.paths and not args.data:
+        raise UsageError("nothing to score: give PATH... (files, folders, - for stdin) or --data FILE")
+    if "-" in (args.data or []) and "-" in args.paths:
+        raise UsageError("stdin (-) can be read once: as a PATH or as --data -, not both")
+    for spec in args.data or []:
+        inputs.check_spec(spec)
+    given = list(args.paths) + list(args.data or [])
     _check_score_outputs(args, given)
     _check_device(args.device)
+    use_tracking_uri(args)
+    _table_paths_warning(args.paths)
     done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
-    detector = Detector.load(args.model)
-    overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
-    if overrides:  # the model was trained with its card's settings; others change the features slightly
-        trained = {k: detector.model.extractor.get_params()[k] for k in overrides}
-        if any(trained[k] != v for k, v in overrides.items()):
-            print(f"detector: warning: the model was trained with {trained}; scoring with {overrides} shifts "
-                  "p(machine) slightly (up to ~0.03 from float32 to bfloat16) and its thresholds were not set for it",
-                  file=sys.stderr)
-        detector.model.extractor.set_params(**overrides)
-
-    items = _read_items(args)
+    items = _read_items(args)  # before the model: a missing --text-column fails in a second, not after loading
+    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
+    if args.device:
+        detector.model.extractor.set_params(device=args.device)
+    note = detector.model.check_engine()
+    if note:  # the thresholds were set on the statistics the card names
+        print(f"detector: note: {note}", file=sys.stderr)
     clashes = sorted(set().union(*(report.clashing_fields(item) for item in items)))
     if clashes:
         print(f"detector: warning: input records have fields named like output fields ({', '.join(clashes)}); "
@@ -115,6 +137,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         stream = open_new(args.output, "--output")
     records, failed = [], 0
+    position = {id(item): i for i, item in enumerate(items)}  # tables keep the input's order
+    placed = []
     good = [item for item in items if item.error is None]
     bar = tqdm(total=len(good), unit="text", desc="scoring", disable=len(good) < 2 or args.quiet)
     analyses_for_html = []
@@ -126,6 +150,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 print(f"detector: {printable(item.source)}: {printable(item.error)}", file=sys.stderr)
                 rec = report.record(item, None)
                 records.append(rec)
+                placed.append(position[id(item)])
                 if streaming:
                     report.write_jsonl([rec], stream)
         for start in range(0, len(good), args.batch_size):
@@ -136,11 +161,14 @@ def cmd_score(args: argparse.Namespace) -> int:
                 analyses_for_html += list(zip(batch, analyses, results, strict=True))
             batch_records = [report.record(i, r) for i, r in zip(batch, results, strict=True)]
             records += batch_records
+            placed += [position[id(item)] for item in batch]
             if streaming:
                 report.write_jsonl(batch_records, stream)
             bar.update(len(batch))
         if not streaming:
-            (report.write_json if args.format == "json" else report.write_table)(records, stream)
+            writers = {"json": report.write_json, "csv": report.write_csv, "table": report.write_table}
+            ordered = [rec for _, rec in sorted(zip(placed, records, strict=True), key=lambda pair: pair[0])]
+            writers[args.format](ordered, stream)
         finished = True
     except KeyboardInterrupt:
         bar.close()
@@ -175,6 +203,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     """Score a corpus on Spark (pyspark is an optional extra, imported only here)."""
     import time
 
+    use_tracking_uri(args)
     local = "://" not in args.output  # URIs (hdfs://, s3a://) are checked by Spark itself when writing
     if local and Path(args.output).exists():
         raise UsageError(f"--output {args.output} exists; choose a new path (it is never overwritten)")
@@ -241,6 +270,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from detector.serve import TOKEN_ENV, ServeConfig, serve  # lazy: fastapi only for this command
 
+    use_tracking_uri(args)
+
     for name in ("port", "max_body_bytes", "max_texts", "max_chars", "queue_size", "batch_size"):
         if getattr(args, name) < (0 if name == "port" else 1):
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
@@ -250,65 +281,107 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_chars=args.max_chars,
                          queue_size=args.queue_size, timeout_s=args.timeout, batch_texts=args.batch_size,
                          log_texts=args.log_texts)
-    return serve(args.model, config, device=args.device, dtype=args.dtype)
+    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine)
+
+
+MODEL_HELP = "model folder, or an mlflow model URI (models:/NAME/VERSION, runs:/ID/model) (default: the shipped model)"
+DTYPES = ("float32", "bfloat16", "float16")
+# detector.lm.ENGINES, spelled out so that `--help` imports no torch; tests/test_engines.py checks they match.
+ENGINES = ("torch", "openvino")
+
+
+def add_lm_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --engine, --dtype: how the LM runs (score and serve alike)."""
+    parser.add_argument("--device", help="torch device for the LM (default: cpu; off the CPU the engine is torch)")
+    parser.add_argument("--engine", choices=ENGINES,
+                        help="LM runtime (default: the model's; openvino for the shipped model, ~1.6x torch)")
+    parser.add_argument("--dtype", choices=DTYPES, help="LM precision (default: the model's; bfloat16 for the "
+                        "shipped model; another precision shifts p(machine) and is warned about)")
+
+SCORE_EXAMPLES = """
+  detector score essay.txt report.pdf letters/        files (.txt, .docx, .pdf) and folders
+  echo "Some text to check." | detector score -       standard input
+  detector score --data texts.csv --text-column body --format csv -o scored.csv
+  detector score --data texts.jsonl --format jsonl -o scored.jsonl --resume
+  detector score essay.txt --explain                  why: top features and most machine-like sentences
+"""
 
 
 def add_serve_command(sub) -> None:
-    serve = sub.add_parser("serve", help="a local web page and JSON API; model and LM loaded once")
-    serve.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped model)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--token", help="require `Authorization: Bearer TOKEN` on every API call (or $DETECTOR_TOKEN)")
-    serve.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)")
-    serve.add_argument("--max-texts", type=int, default=64, help="most texts in one request (default 64)")
-    serve.add_argument("--max-chars", type=int, default=100_000, help="longest text in characters (default 100000)")
-    serve.add_argument("--queue-size", type=int, default=64, help="requests waiting before 503 (default 64)")
-    serve.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait before 504 (default 60)")
-    serve.add_argument("--batch-size", type=int, default=16, help="texts batched into one LM call (default 16)")
-    serve.add_argument("--device", help="torch device for the LM (default: the model's, cpu)")
-    serve.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="LM precision")
+    serve = add_parser(sub, "serve", "a local web page and JSON API; model and LM loaded once", """
+  detector serve                                      http://127.0.0.1:8000
+  detector serve --host 0.0.0.0 --token SECRET        reachable from other machines, with a token
+""")
+    serve.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_tracking_uri(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (others than 127.0.0.1 need --token)")
+    serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    serve.add_argument("--token", help="require `Authorization: Bearer TOKEN` on every API call "
+                       "(default: $DETECTOR_TOKEN, else none)")
+    serve.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body, bytes")
+    serve.add_argument("--max-texts", type=int, default=64, help="most texts in one request")
+    serve.add_argument("--max-chars", type=int, default=100_000, help="longest text in characters")
+    serve.add_argument("--queue-size", type=int, default=64, help="requests waiting before 503")
+    serve.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait before 504")
+    serve.add_argument("--batch-size", type=int, default=16, help="texts batched into one LM call")
+    add_lm_options(serve)
     serve.add_argument("--log-texts", action="store_true", help="log each text and its verdict (default: none)")
     serve.set_defaults(func=cmd_serve)
 
 
-
-
 def add_commands(sub) -> None:
     """The scoring commands on the `detector` parser."""
-    score = sub.add_parser("score", help="score files, folders, stdin (-) or a JSONL file")
-    score.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or - for stdin")
-    score.add_argument("--jsonl", metavar="FILE", help="score the text field of each line; other fields pass through")
-    score.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    score.add_argument("--format", choices=("table", "json", "jsonl"), default="table")
-    score.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout (never an input)")
-    score.add_argument("--resume", action="store_true", help="with -o and --format jsonl: skip sources already written")
-    score.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped model)")
-    score.add_argument("--explain", action="store_true", help="per-sentence scores and top features")
-    score.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    score = add_parser(sub, "score", "score files, folders, stdin (-) or the rows of a CSV/Parquet/JSONL table",
+                       SCORE_EXAMPLES)
+    score.add_argument("paths", nargs="*", metavar="PATH",
+                       help="files (text, .docx, .pdf), folders (recursive) or - for stdin; each is one text")
+    score.add_argument("--data", nargs="+", metavar="SPEC",
+                       help="score each row of JSONL/CSV/Parquet files or folders (or a Hugging Face dataset id); "
+                            "other columns pass through to the output")
+    add_text_column(score)
+    score.add_argument("--jsonl", metavar="FILE", help="the same as --data FILE (kept for older scripts)")
+    score.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                       help="output format (jsonl is written as it is scored)")
+    score.add_argument("--output", "-o", metavar="FILE",
+                       help="the file the results are written to, new (never an input, never overwritten) "
+                            "(default: stdout)")
+    score.add_argument("--resume", action="store_true",
+                       help="with -o and --format jsonl: continue that file, skipping inputs already in it")
+    score.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_tracking_uri(score)
+    score.add_argument("--explain", action="store_true",
+                       help="per-sentence scores and the features that moved p(machine) most (shown in every format)")
+    score.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report here (new file)")
     score.add_argument("--html-tokens", action="store_true", help="colour tokens by LM rank (GLTR) in the HTML report")
-    score.add_argument("--batch-size", type=positive_int, default=16, help="texts per LM call (default 16)")
-    score.add_argument("--device", help="torch device for the LM (default: the model's, cpu)")
-    score.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
-                       help="LM precision (default: the model's, float32; bfloat16 is ~1.6x faster on CPU)")
+    score.add_argument("--batch-size", type=positive_int, default=16, help="texts per LM call")
+    add_lm_options(score)
     score.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
-    corpus = sub.add_parser("score-corpus", help="score a JSONL/CSV/Parquet corpus on Spark into Parquet")
+    corpus = add_parser(sub, "score-corpus", "score a JSONL/CSV/Parquet corpus on Spark into Parquet", """
+  detector score-corpus --data corpus.parquet --text-column body -o scored.parquet
+  detector score-corpus --data texts/ --data-format jsonl -o scored.parquet --master local[8]
+""")
     corpus.add_argument("--data", required=True, metavar="SPEC", help="JSONL/CSV/Parquet file or folder")
     corpus.add_argument("--data-format", choices=("jsonl", "csv", "parquet"),
                         help="format of --data (default: from the file names' extension)")
-    corpus.add_argument("--text-column", default="text", help="column holding the text (default: text)")
-    corpus.add_argument("--output", "-o", required=True, metavar="OUT.parquet", help="Parquet folder to write (new)")
-    corpus.add_argument("--master", default="local[2]", help="Spark master (default: local[2])")
-    corpus.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped model)")
-    corpus.add_argument("--batch-size", type=int, default=32, help="texts per LM call in a worker (default 32)")
-    corpus.add_argument("--threads", type=int, default=1, help="torch threads per Python worker (default 1)")
-    corpus.add_argument("--partitions", type=int, help="repartition the data into N partitions first")
+    add_text_column(corpus, "column")
+    corpus.add_argument("--output", "-o", required=True, metavar="OUT.parquet",
+                        help="the Parquet folder the results are written to, new (never overwritten)")
+    corpus.add_argument("--master", default="local[2]", help="Spark master")
+    corpus.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_tracking_uri(corpus)
+    corpus.add_argument("--batch-size", type=int, default=32, help="texts per LM call in a worker")
+    corpus.add_argument("--threads", type=int, default=1, help="torch threads per Python worker")
+    corpus.add_argument("--partitions", type=int, help="repartition the data into N partitions first "
+                        "(default: one per core when the data has fewer)")
     corpus.add_argument("--stats-cache", metavar="PATH", help="token-statistics cache for workers ('default' or a "
                         "file; default: none)")
     corpus.add_argument("--quiet", "-q", action="store_true", help="no Spark progress bar")
     corpus.set_defaults(func=cmd_score_corpus)
 
-    features = sub.add_parser("features", help="list the features with a one-line description each")
+    features = add_parser(sub, "features", "list the features with a one-line description each", """
+  detector features
+""")
     features.set_defaults(func=cmd_features)
     add_serve_command(sub)

@@ -8,7 +8,14 @@ import sys
 import pandas as pd
 
 from detector.errors import UserError
-from detector_cli.common import EXIT_OK, positive_int
+from detector_cli.common import (
+    EXIT_OK,
+    add_parser,
+    add_text_column,
+    add_tracking_uri,
+    positive_int,
+    use_tracking_uri,
+)
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
 # import; tests/test_generalise.py checks they match.
@@ -71,6 +78,12 @@ def _data_inputs(args: argparse.Namespace) -> list[str]:
     return [g for g in given if Path(g).exists()]
 
 
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}")  # in the output the user reads (and keeps), not only on stderr
+        print(f"detector: warning: {warning}", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from detector.outputs import check_output
     from train.run import train_run
@@ -83,16 +96,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         table, classifier=args.classifier, holdout_by=args.holdout_by or (), cv=args.cv, fpr=args.fpr,
         seed=args.seed, data_specs=args.data or [args.manifest], tracking_uri=args.tracking_uri,
         experiment=args.experiment, register=args.register, output=args.output,
-        mlflow_enabled=not args.no_mlflow, lm=args.lm, max_tokens=args.max_tokens,
+        mlflow_enabled=not args.no_mlflow, lm=args.lm, max_tokens=args.max_tokens, run_name=args.run_name,
     )
     _print_table("test split (thresholds from the validation split):", result.test_table)
     if result.cv_auroc:
+        import numpy as np
+
         print(f"\n{args.cv}-fold grouped CV AUROC on train: "
-              + ", ".join(f"{s:.3f}" for s in result.cv_auroc))
+              + ", ".join(f"{s:.3f}" for s in result.cv_auroc)
+              + f" (mean {np.mean(result.cv_auroc):.3f}, std {np.std(result.cv_auroc):.3f})")
     for by, frame in result.holdout.items():
         _print_table(f"leave-one-{by}-out (trained without it, tested on it):", frame)
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"\ntime: {timing}")
+    _print_warnings(result.warnings)
     if result.run_id:
         print(f"mlflow run {result.run_id}; model {result.model_uri}")
     if args.output:
@@ -103,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.detector import Detector
     from detector.outputs import check_distinct, check_output, open_new
-    from train.evaluate import check_plots_folder, evaluate_model, evaluation_plots
+    from train.evaluate import check_plots_folder, evaluate_model, evaluation_plots, log_evaluation
     from train.fit import FeatureData
 
     given = _data_inputs(args)
@@ -112,8 +129,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plots:
         check_distinct({"--output": args.output, "--plots": args.plots})
         check_plots_folder(args.plots, given)
+    use_tracking_uri(args)  # a models:/ URI is looked up in this store, and the run is logged there
     detector = Detector.load(args.model)
     table = _load_table(args)
+    if not args.no_mlflow:
+        from train import tracking
+
+        tracking.connect(args.tracking_uri, args.experiment)  # before the LM pass
     detector.model.extractor.set_params(progress=True)
     data = FeatureData.compute(table, detector.model.scoring_engine)
     metric_table, p = evaluate_model(detector.model, data)
@@ -124,16 +146,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.output:
         with open_new(args.output, "--output") as out:
             metric_table.to_csv(out, index=False)
+    if not args.no_mlflow:
+        run_id = log_evaluation(detector.model, data, metric_table, p, args.model, args.data or [args.manifest],
+                                args.plots)
+        print(f"mlflow run {run_id}")
     return EXIT_OK
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", metavar="SPEC",
                         help="JSONL/CSV/Parquet files or folders, or Hugging Face dataset ids (id or id:split)")
-    parser.add_argument("--manifest", metavar="FILE", help="a sampling manifest, e.g. data/default_training.json")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--label-map", nargs="*", metavar="VALUE=0|1", help="map label values to 0 human / 1 machine")
+    parser.add_argument("--manifest", metavar="FILE", help="a sampling manifest, e.g. data/default_training.json "
+                        "(instead of --data)")
+    add_text_column(parser)
+    parser.add_argument("--label-column", default="label", metavar="NAME", help="the column holding the label")
+    parser.add_argument("--label-map", nargs="*", metavar="VALUE=0|1",
+                        help="map label values to 0 human / 1 machine (default: 0/1, human/machine, ai, ... known)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -160,40 +188,61 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+MODEL_HELP = "model folder, or an mlflow model URI (models:/NAME/VERSION, runs:/ID/model) (default: the shipped model)"
+
+
 def add_commands(sub) -> None:
     """`detector train | evaluate | generate` on the `detector` parser."""
-    train = sub.add_parser("train", help="train a detector on labelled data, tracked in mlflow")
+    train = add_parser(sub, "train", "train a detector on labelled data, tracked in mlflow", """
+  detector train --data labelled.jsonl --output my-model
+  detector train --data human.csv machine.csv --text-column body --classifier logreg --cv 5
+  detector train --manifest data/default_training.json --holdout-by generator --register detector
+  detector train --data labelled.parquet --tracking-uri http://mlflow.local:5000 --experiment essays
+""")
     _data_arguments(train)
     train.add_argument("--classifier", choices=RECIPE_CHOICES, default="hgb",
-                       help="recipe: features + classifier (see train/recipes.py; default hgb = hgb-all)")
+                       help="recipe: features + classifier (see train/recipes.py; hgb = hgb-all)")
     train.add_argument("--holdout-by", nargs="*", choices=("generator", "domain"),
-                       help="also train without each generator/domain and test on it")
-    train.add_argument("--cv", type=_cv_folds, default=0, metavar="K", help="grouped K-fold CV on the train split")
+                       help="also train without each generator/domain and test on it (default: none)")
+    train.add_argument("--cv", type=_cv_folds, default=0, metavar="K",
+                       help="grouped K-fold CV on the train split (default: 0, none)")
     train.add_argument("--fpr", type=_rate, default=0.01, help="false-positive rate for the verdict threshold")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the splits and the classifier")
     train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
-    train.add_argument("--max-tokens", type=positive_int, default=512,
-                       help="tokens of each text the LM reads (default 512)")
-    train.add_argument("--output", metavar="DIR", help="also save the model folder here")
-    train.add_argument("--tracking-uri", help="mlflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    train.add_argument("--experiment", default="detector")
-    train.add_argument("--register", metavar="NAME", help="register the model under this name")
+    train.add_argument("--max-tokens", type=positive_int, default=512, help="tokens of each text the LM reads")
+    train.add_argument("--output", metavar="DIR",
+                       help="the model folder to write, new or empty (default: only logged to mlflow)")
+    add_tracking_uri(train)
+    train.add_argument("--experiment", default="detector", help="mlflow experiment name")
+    train.add_argument("--run-name", help="mlflow run name (default: train-RECIPE-DATA-TIME)")
+    train.add_argument("--register", metavar="NAME", help="register the model under this name (default: not)")
     train.add_argument("--no-mlflow", action="store_true", help="do not track the run")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="metrics and plots of a model on labelled data")
-    evaluate.add_argument("--model", metavar="URI_OR_PATH", help="model folder or mlflow URI (default: shipped)")
+    evaluate = add_parser(sub, "evaluate", "metrics and plots of a model on labelled data, tracked in mlflow", """
+  detector evaluate --data test.jsonl                                   the shipped model
+  detector evaluate --model my-model --data test.csv --plots plots/ --output metrics.csv
+  detector evaluate --model models:/detector/3 --tracking-uri sqlite:///runs/mlflow.db --data test.jsonl
+""")
+    evaluate.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
     _data_arguments(evaluate)
-    evaluate.add_argument("--plots", metavar="DIR", help="write ROC, PR, histograms ... as PNG here")
-    evaluate.add_argument("--output", metavar="CSV", help="write the metric table here")
+    evaluate.add_argument("--plots", metavar="DIR", help="write ROC, PR, histograms ... as PNG here (new folder)")
+    evaluate.add_argument("--output", metavar="FILE.csv", help="the metric table (CSV) to write, new (default: "
+                          "printed only)")
+    add_tracking_uri(evaluate)
+    evaluate.add_argument("--experiment", default="detector", help="mlflow experiment of the evaluation run")
+    evaluate.add_argument("--no-mlflow", action="store_true", help="do not log an evaluation run")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    generate = sub.add_parser("generate", help="continue human prompts with the local LM over a decoding grid")
+    generate = add_parser(sub, "generate", "continue human prompts with the local LM over a decoding grid", """
+  detector generate --data human.jsonl --output machine.jsonl --n 200
+""")
     _data_arguments(generate)
-    generate.add_argument("--output", required=True, metavar="JSONL", help="new file to write (never overwritten)")
+    generate.add_argument("--output", required=True, metavar="FILE.jsonl",
+                          help="the JSONL file of continuations to write, new (never overwritten)")
     generate.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
-    generate.add_argument("--n", type=int, default=200, help="how many continuations (default 200)")
-    generate.add_argument("--prompt-words", type=int, default=30, help="words of each human text as prompt (30)")
-    generate.add_argument("--new-tokens", type=int, default=160, help="tokens to generate per text (160)")
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--n", type=int, default=200, help="how many continuations")
+    generate.add_argument("--prompt-words", type=int, default=30, help="words of each human text as prompt")
+    generate.add_argument("--new-tokens", type=int, default=160, help="tokens to generate per text")
+    generate.add_argument("--seed", type=int, default=0, help="sampling seed")
     generate.set_defaults(func=cmd_generate)

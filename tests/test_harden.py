@@ -286,7 +286,7 @@ def test_bad_options_are_one_line_exit_2(args, capsys):
 def test_empty_jsonl_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "in.jsonl").write_bytes(b"\n  \n")
     assert main(["score", "--jsonl", str(tmp_path / "in.jsonl")]) == 2
-    assert "no JSON lines" in one_error_line(capsys)
+    assert "no rows to score" in one_error_line(capsys)
 
 
 def test_train_data_errors_are_one_line(tmp_path, monkeypatch, capsys):

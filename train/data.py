@@ -7,7 +7,6 @@ names are mapped with `text_column` / `label_column` and label values with `labe
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -18,87 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector.errors import UserError
+# The table reader is shared with `detector score --data` (detector/ never imports train/).
+from detector.inputs import DataError, looks_like_path, read_table  # noqa: F401  (re-exported)
 
 COLUMNS = ["id", "text", "label", "dataset", "domain", "generator", "attack", "pair_id"]
-_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _TRUE_LABELS = {"1", "machine", "ai", "generated", "fake", "true", "yes"}
 _FALSE_LABELS = {"0", "human", "real", "false", "no"}
-
-
-# Suffixes that mark a spec as a file name (a typo in one must not go to the hub).
-_FILE_SUFFIXES = {*_LOADERS, ".txt", ".tsv", ".gz", ".bz2", ".xz", ".zst", ".zip", ".arrow", ".ndjson", ".xlsx"}
-
-
-class DataError(UserError):
-    """A dataset cannot be used as given; the message says why, in one line."""
-
-
-def looks_like_path(spec: str) -> bool:
-    """True when a spec that does not exist was meant as a local path, not a hub dataset id.
-
-    A file suffix (.jsonl, .csv, ...), an explicit ./ ../ / ~ start or a backslash, or a first
-    folder that exists here (data/typo) all say "path": such a spec is never sent to the hub.
-    """
-    if spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or spec in (".", ".."):
-        return True
-    name = spec.partition(":")[0] if re.fullmatch(r"[^:]+:\w+", spec) else spec
-    if Path(name).suffix.lower() in _FILE_SUFFIXES or Path(spec).suffix.lower() in _FILE_SUFFIXES:
-        return True
-    return "/" in spec and Path(spec.split("/")[0]).exists()
-
-
-def _missing(spec: str) -> DataError:
-    """No such local path, with the nearest existing names as a hint."""
-    path = Path(spec).expanduser()
-    folder = path.parent if path.parent.is_dir() else None
-    hint = ""
-    if folder is not None:
-        close = difflib.get_close_matches(path.name, [p.name for p in folder.iterdir()], n=2, cutoff=0.75)
-        if close:
-            hint = f" (did you mean {' or '.join(str(folder / c) for c in close)}?)"
-    return DataError(f"{spec}: no such file or folder{hint}")
-
-
-def _files_of(spec: str) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in _LOADERS)
-        if not files:
-            raise DataError(f"{spec}: folder holds no .jsonl/.csv/.parquet files")
-        return files
-    if path.suffix not in _LOADERS:
-        raise DataError(f"{spec}: unsupported file type {path.suffix!r} (use .jsonl, .csv or .parquet)")
-    return [path]
-
-
-def _read(spec: str) -> pd.DataFrame:
-    """Load a spec with `datasets` (local files or a hub id) into pandas."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    if Path(spec).exists():
-        frames = []
-        for file in _files_of(spec):
-            try:
-                ds = datasets.load_dataset(_LOADERS[file.suffix], data_files=str(file), split="train")
-            except Exception as err:  # datasets raises many types for malformed files
-                raise DataError(f"{file}: cannot read: {str(err).splitlines()[0]}") from err
-            frame = ds.to_pandas()
-            frame["dataset"] = frame["dataset"] if "dataset" in frame else file.stem
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
-    if looks_like_path(spec) or re.fullmatch(r"[\w.-]+(/[\w.-]+)?(:\w+)?", spec) is None:
-        raise _missing(spec)
-    name, _, split = spec.partition(":")
-    try:
-        ds = datasets.load_dataset(name, split=split or "train")
-    except Exception as err:
-        raise DataError(f"{spec}: not a local path, and the hub dataset could not be loaded "
-                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
-    frame = ds.to_pandas()
-    frame["dataset"] = name.split("/")[-1]
-    return frame
 
 
 def _is_missing(value) -> bool:
@@ -149,7 +73,7 @@ def load_spec(
     label_map: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """One data spec as a table with `COLUMNS`; empty texts are dropped."""
-    frame = _read(spec)
+    frame = read_table(spec)
     for column in (text_column, label_column):
         if column not in frame.columns:
             raise DataError(f"{spec}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")

@@ -39,7 +39,7 @@ RECIPE = "rf-all"
 def engine_signature(engine: ScoringEngine) -> dict[str, str]:
     """What the features depend on besides the text: a feature table is reused only if all match."""
     return {"feature_version": str(FEATURE_VERSION), "stats_version": str(STATS_VERSION), "lm": engine.lm,
-            "dtype": engine.dtype, "max_tokens": str(engine.max_tokens)}
+            "engine": engine.engine_name, "dtype": engine.dtype, "max_tokens": str(engine.max_tokens)}
 
 
 def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData:
@@ -49,6 +49,7 @@ def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData
     wanted = engine_signature(engine)
     if path.exists() and not recompute:
         data, metadata = FeatureData.load(path)
+        metadata = {"engine": "torch", **metadata}  # tables from before engines were recorded: torch
         if all(metadata.get(k) == v for k, v in wanted.items()):
             print(f"{path.relative_to(ROOT)}: {len(data.table)} texts, features from the committed table")
             return data

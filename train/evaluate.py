@@ -92,3 +92,36 @@ def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str 
         p = fitted_p_machine(train, test.features, classifier, seed)
         rows.append({"held_out": value, **metrics.metric_row(test.table["label"], p)})
     return pd.DataFrame(rows)
+
+
+def log_evaluation(model: DetectorModel, data: FeatureData, metric_table: pd.DataFrame, p: np.ndarray,
+                   model_location: str | None, data_specs: list[str], plots_folder: str | Path | None = None,
+                   run_name: str | None = None) -> str:
+    """An mlflow run for `detector evaluate`: the model, data, metrics at the model's threshold and the
+    plots (those written to `plots_folder`, or drawn anew). Returns the run id."""
+    import tempfile
+
+    import mlflow
+
+    from train import tracking
+
+    lm_params = {k: v for k, v in model.extractor.get_params().items() if k != "progress"}
+    shown = model_location or "shipped-model"
+    name = run_name or tracking.run_name("evaluate", Path(shown.rstrip("/")).name or shown, data_specs)
+    tags = {**tracking.run_tags(data_specs, lm_params, command="evaluate"), "model": shown}
+    with mlflow.start_run(run_name=name, tags=tags,
+                          description=f"{shown} evaluated on {', '.join(data_specs)}") as run:
+        mlflow.log_params({"model": shown, "data_specs": ", ".join(data_specs)[:500],
+                           "threshold": model.thresholds.machine, "min_tokens": model.thresholds.min_tokens,
+                           "feature_version": model.card.feature_version,
+                           **{f"lm.{k}": v for k, v in lm_params.items()}})
+        tracking.log_dataset(data.table, "evaluation-data", "evaluation")
+        tracking.log_metrics_table(metric_table, "eval")
+        mlflow.log_table(metric_table, "eval_metrics.json")
+        if plots_folder is not None:
+            mlflow.log_artifacts(str(plots_folder), "plots")
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                evaluation_plots(model, data, p, tmp)
+                mlflow.log_artifacts(tmp, "plots")
+        return run.info.run_id

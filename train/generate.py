@@ -55,7 +55,7 @@ def prompt_of(text: str, words: int) -> str:
 def generate(humans: pd.DataFrame, lm_name: str = DEFAULT_LM, n: int = 200, prompt_words: int = 30,
              new_tokens: int = 160, seed: int = 0, batch_size: int = 8, progress: bool = True) -> pd.DataFrame:
     """Continuations of `n` human texts (sampled with `seed`), one decoding setting of GRID each."""
-    lm = LanguageModel(lm_name)
+    lm = LanguageModel(lm_name, engine="torch")  # generation needs the transformers model
     tokenizer, model = lm.tokenizer, lm.model
     tokenizer.padding_side = "left"  # generation continues from the right end of each prompt
     if tokenizer.pad_token_id is None:

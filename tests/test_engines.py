@@ -1,0 +1,148 @@
+"""LM engines: the OpenVINO statistics graph against torch, its cached IR, and engines kept apart in
+stats keys and model cards."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import HUMAN_TEXT, SEED
+
+from detector import ov_engine
+from detector.features import FeatureExtractor
+from detector.lm import (
+    DEFAULT_ENGINE,
+    DEFAULT_LM,
+    LanguageModel,
+    LMUnavailable,
+    default_engine,
+    known_stats_key,
+    stats_key,
+)
+from detector.token_stats import stats_from_logits
+
+
+def tiny_llama():
+    """A small random Llama: the graph's arithmetic checked in a second, without the real LM."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():  # logits of a realistic spread, not the near-ties of a fresh init
+        model.lm_head.weight.mul_(60)
+    return model
+
+
+def test_statistics_graph_computes_what_torch_computes(tmp_path):
+    model = tiny_llama()
+    ir = ov_engine.build_ir(model, tmp_path / "ir")
+    assert ir.exists() and ir.with_suffix(".bin").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ir"]  # written under a temporary name, then renamed
+    seq = torch.randint(0, 96, (40,)).tolist()
+    got = ov_engine.OpenVINOStats(ir, "float32", threads=1)(seq)
+    with torch.no_grad():
+        ids = torch.tensor([seq])
+        hidden = model.model(input_ids=ids).last_hidden_state[0, :-1]
+        weight = model.lm_head.weight
+        targets = ids[0, 1:]
+        want = stats_from_logits(hidden @ weight.T, targets, (hidden * weight[targets]).sum(-1))
+    for key in ("logp", "entropy", "var_logp"):
+        assert np.allclose(got[key], want[key].numpy(), atol=2e-4), key
+    # the actual token's own logit may round either side of its exact value: rank within one
+    assert np.abs(got["rank"] - want["rank"].numpy()).max() <= 1
+    assert (got["rank"] >= 1).all() and len(got["logp"]) == len(seq) - 1
+
+
+@pytest.fixture(scope="module")
+def openvino_lm():
+    return LanguageModel(engine="openvino")
+
+
+def test_openvino_statistics_match_torch_float32(openvino_lm):
+    texts = [SEED.read_text(encoding="utf-8")[:1500], HUMAN_TEXT]
+    reference = LanguageModel(engine="torch", dtype="float32").token_stats(texts)
+    exact = LanguageModel(engine="openvino", dtype="float32").token_stats(texts)
+    fast = openvino_lm.token_stats(texts)  # bfloat16
+    for ref, f32, bf16 in zip(reference, exact, fast, strict=True):
+        assert np.array_equal(ref.start, bf16.start) and len(ref) == len(f32) == len(bf16)
+        # float32 against float32: the same numbers up to summation order
+        assert np.abs(f32.logp - ref.logp).max() < 1e-3 and np.abs(f32.entropy - ref.entropy).max() < 1e-3
+        # bfloat16 body and head, float32 logit of the actual token: as close as torch's bfloat16
+        assert abs(bf16.logp.mean() - ref.logp.mean()) < 0.03
+        assert abs(bf16.entropy.mean() - ref.entropy.mean()) < 0.03
+        assert np.median(np.abs(bf16.logp - ref.logp)) < 0.05
+        assert np.abs(bf16.logp - ref.logp).max() < 0.5
+
+
+def test_the_graph_is_cached_and_reused_without_torch(openvino_lm, monkeypatch):
+    import detector.lm as lm_module
+
+    folder = ov_engine.ir_folder(lm_module.CACHE_DIR / "lm", openvino_lm.revision)
+    assert (folder / ov_engine.IR_FILE).exists() and openvino_lm.model is None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the graph was rebuilt or the torch model loaded although the IR is cached")
+
+    monkeypatch.setattr(ov_engine, "build_ir", refuse)
+    monkeypatch.setattr(lm_module, "_load_packaged", refuse)
+    again = LanguageModel(engine="openvino")
+    assert np.array_equal(again.token_stats([HUMAN_TEXT])[0].logp, openvino_lm.token_stats([HUMAN_TEXT])[0].logp)
+
+
+def test_stats_keys_of_engines_differ():
+    keys = {stats_key("rev", dtype, 512, engine=engine) for engine in ("torch", "openvino")
+            for dtype in ("float32", "bfloat16")}
+    assert len(keys) == 4
+    assert known_stats_key(DEFAULT_LM, "bfloat16", 512, engine="torch") != known_stats_key(
+        DEFAULT_LM, "bfloat16", 512, engine="openvino")
+    assert FeatureExtractor().engine_name == DEFAULT_ENGINE
+
+
+def test_unknown_engine_is_refused_and_the_default_falls_back_where_it_cannot_run():
+    with pytest.raises(ValueError, match="unknown engine"):
+        LanguageModel(engine="tensorrt")
+    with pytest.raises(LMUnavailable, match="openvino engine runs float32 or bfloat16"):
+        LanguageModel(engine="openvino", dtype="float16")
+    # what only torch runs keeps working without naming an engine
+    assert default_engine("cuda", "bfloat16") == default_engine("cpu", "float16") == "torch"
+    assert default_engine("cpu", "bfloat16") == DEFAULT_ENGINE
+
+
+def test_model_card_records_engine_and_warns_on_another_precision(default_detector, tmp_path):
+    from detector.model import DetectorModel
+
+    model = copy.deepcopy(default_detector.model)
+    # the shipped model predates the engine parameter: it runs on the default engine
+    assert model.extractor.engine is None and model.extractor.engine_name == DEFAULT_ENGINE
+    model.use_engine("torch", "bfloat16")
+    saved = DetectorModel.load(model.save(tmp_path / "m"))
+    assert saved.card.engine == "torch-bfloat16" == saved.engine
+    with pytest.warns(UserWarning, match="another precision"):
+        saved.use_engine(dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        saved.use_engine("openvino", "bfloat16")  # same precision: noted, no warning
+    assert saved.check_engine() == "model trained on torch-bfloat16 statistics, scoring with openvino-bfloat16"
+
+
+def test_cli_engine_choices_match_the_library():
+    from detector.lm import ENGINES as LIBRARY
+    from detector_cli.score import ENGINES as CLI
+
+    assert CLI == LIBRARY
+
+
+def test_a_token_never_outranks_itself():
+    """Its rounded logit (3.01) above its exact one (3.0) must not push it to rank 2."""
+    import torch
+
+    from detector.token_stats import stats_from_logits
+
+    logits = torch.tensor([[3.01, 1.0, 2.0], [3.01, 1.0, 3.5]])
+    stats = stats_from_logits(logits.clone(), torch.tensor([0, 0]), torch.tensor([3.0, 3.0]))
+    assert stats["rank"].tolist() == [1, 2]
