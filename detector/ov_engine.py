@@ -30,7 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Bump when the graph below changes: part of the IR cache folder's name.
-GRAPH_VERSION = 3  # 3: a token never outranks itself (its own rounded logit)
+GRAPH_VERSION = 2
 IR_FILE = "stats.xml"
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
 # The CPU plugin keeps nodes with this runtime attribute in float32 under a bf16 or f16 hint (OpenVINO
@@ -127,10 +127,7 @@ def build_ir(model, folder: Path) -> Path:
     column = ops.unsqueeze(target_logit, np.int64(-1))
     greater = ops.greater(logits, column)
     count = ops.reduce_sum(ops.convert(greater, np.int32), np.int64(-1), keep_dims=False)
-    # The token's own rounded logit may land above its exact one: it never outranks itself.
-    own = ops.gather_elements(logits, ops.unsqueeze(targets, np.int64(-1)), -1)
-    own_above = ops.squeeze(ops.convert(ops.greater(own, column), np.int32), np.int64(-1))
-    rank = ops.subtract(ops.add(count, ops.constant(np.int32(1))), own_above)
+    rank = ops.add(count, ops.constant(np.int32(1)))
     top = ops.reduce_max(logits, np.int64(-1), keep_dims=True)
     shifted = ops.subtract(logits, top)
     total = ops.reduce_sum(ops.exp(shifted), np.int64(-1), keep_dims=True)
@@ -145,7 +142,7 @@ def build_ir(model, folder: Path) -> Path:
     second_moment = ops.reduce_sum(squared, np.int64(-1), keep_dims=False)
     var_logp = ops.maximum(ops.subtract(second_moment, ops.multiply(mean_logp, mean_logp)),
                            ops.constant(np.float32(0)))
-    _keep_float32(column, greater, count, own, top, shifted, total, log_total, logprobs, normaliser, target_logp,
+    _keep_float32(column, greater, count, top, shifted, total, log_total, logprobs, normaliser, target_logp,
                   probs, weighted, mean_logp, squared, second_moment, var_logp)
     outputs = {"logp": target_logp, "rank": rank, "entropy": ops.negative(mean_logp), "var_logp": var_logp}
     results = []
