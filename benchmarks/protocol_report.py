@@ -62,7 +62,8 @@ def write_protocol(out: Path, features: Path, references: Path | None, chosen: S
     lines = [
         "# Held-out protocol: datasets and domains the detector never saw", "",
         f"Regenerate: `{command}` (from `{features.name}`: {len(data.table)} texts of the manifest's sample, "
-        f"features by {metadata.get('lm')} {metadata.get('dtype')}, first {metadata.get('max_tokens')} tokens; "
+        f"features by {metadata.get('lm')} on {metadata.get('engine', 'torch')} {metadata.get('dtype')}, "
+        f"first {metadata.get('max_tokens')} tokens; "
         + (f"{len(refs.table)} human reference texts (man pages, package docs)" if refs is not None
            else "no references") + ").", "",
         "Each row trains on every other dataset (or domain) and tests on all texts of the held-out one. "
