@@ -117,3 +117,15 @@ def test_cli_recipe_names_match_the_recipes():
     from train.recipes import ALIASES
 
     assert list(RECIPE_CHOICES) == [*ALIASES, *RECIPES]
+
+
+def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
+    from train.protocol import main
+
+    data = synthetic_data()
+    data.save(tmp_path / "main.parquet", feature_version="2", engine="openvino")
+    data.save(tmp_path / "extra.parquet", feature_version="1", engine="openvino")
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "main.parquet"), "--extra", str(tmp_path / "extra.parquet")])
+    assert stop.value.code == 2
+    assert "feature_version 1 vs 2" in capsys.readouterr().err

@@ -161,6 +161,17 @@ def worst_case(protocol: pd.DataFrame) -> pd.DataFrame:
         mean_tpr_at_rule=("tpr_at_rule", "mean")).reset_index()
 
 
+def load_alike(path: str, signature: dict[str, str], parser: argparse.ArgumentParser) -> FeatureData:
+    """A second feature table, refused unless made with the same features, engine and statistics as the
+    first: mixing them would compare numbers that do not mean the same thing."""
+    data, other = FeatureData.load(path)
+    differ = {k: (other.get(k), v) for k, v in signature.items() if other.get(k) != v}
+    if differ:
+        parser.error(f"{path} was made with other settings than the main table: "
+                     + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differ.items()) + " (recompute it)")
+    return data
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("features", help="feature table written by FeatureData.save (no texts)")
@@ -173,11 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", action="store_true", help="also the v1 setting (hgb-all, pooled threshold)")
     parser.add_argument("--extra", help="feature table of training-only texts (e.g. detector generate's)")
     args = parser.parse_args(argv)
-    data, _ = FeatureData.load(args.features)
-    references = FeatureData.load(args.references)[0] if args.references else None
+    data, signature = FeatureData.load(args.features)
+    references = load_alike(args.references, signature, parser) if args.references else None
     settings = [Setting(r, novelty=n == "on", references=references is not None)
                 for r in args.recipes for n in args.novelty]
-    extra = FeatureData.load(args.extra)[0] if args.extra else None
+    extra = load_alike(args.extra, signature, parser) if args.extra else None
     table = run_protocol(data, ([BEFORE] if args.before else []) + settings, args.by, references=references)
     if extra is not None:
         table = pd.concat([table, run_protocol(data, settings, args.by, references=references, extra=extra)],
