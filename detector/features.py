@@ -78,10 +78,12 @@ FEATURES: dict[str, str] = {**LM_FEATURES, **STYLOMETRIC_FEATURES}
 FEATURE_NAMES: list[str] = list(FEATURES)
 
 
-def sentence_logp(stats: TokenStats, text: str) -> list[tuple[int, int, float, int]]:
-    """(start, end, mean log p, n tokens) of each sentence that has scored tokens."""
+def sentence_logp(stats: TokenStats, text: str,
+                  spans: list[tuple[int, int]] | None = None) -> list[tuple[int, int, float, int]]:
+    """(start, end, mean log p, n tokens) of each sentence that has scored tokens; `spans` are the
+    text's sentence spans if the caller has them already (splitting is the costly part)."""
     out = []
-    spans = sentence_spans(text)
+    spans = sentence_spans(text) if spans is None else spans
     token_sentence = np.searchsorted([hi for _, hi in spans], stats.start, side="right")
     for k, (lo, hi) in enumerate(spans):
         logp = stats.logp[token_sentence == k]
@@ -90,11 +92,11 @@ def sentence_logp(stats: TokenStats, text: str) -> list[tuple[int, int, float, i
     return out
 
 
-def lm_features(stats: TokenStats, text: str) -> dict[str, float]:
+def lm_features(stats: TokenStats, text: str, spans: list[tuple[int, int]] | None = None) -> dict[str, float]:
     if not len(stats):
         return dict.fromkeys(LM_FEATURES, float("nan"))
     q10, q25, q50, q75, q90 = np.percentile(stats.logp, [10, 25, 50, 75, 90])
-    per_sentence = [m for _, _, m, n in sentence_logp(stats, text) if n >= 3]
+    per_sentence = [m for _, _, m, n in sentence_logp(stats, text, spans) if n >= 3]
     gltr = metrics.gltr_fractions(stats)
     return {
         "logp_mean": metrics.likelihood(stats),
@@ -119,7 +121,8 @@ def lm_features(stats: TokenStats, text: str) -> dict[str, float]:
 
 def features_of(stats: TokenStats, text: str) -> dict[str, float]:
     """All features of one (normalised) text from its token statistics."""
-    return {**lm_features(stats, text), **stylometric_features(text)}
+    spans = sentence_spans(text)  # once: both families use the sentences
+    return {**lm_features(stats, text, spans), **stylometric_features(text, spans)}
 
 
 @dataclass

@@ -41,11 +41,11 @@ def mattr(tokens: list[str], window: int = _MATTR_WINDOW) -> float:
     return float(np.mean(ratios) / window)
 
 
-def stylometric_features(text: str) -> dict[str, float]:
+def stylometric_features(text: str, spans: list[tuple[int, int]] | None = None) -> dict[str, float]:
     tokens = [w.lower() for w in words(text)]
     n = len(tokens)
     nan = float("nan")
-    sentence_lengths = [len(words(text[lo:hi])) for lo, hi in sentence_spans(text)]
+    sentence_lengths = [len(words(text[lo:hi])) for lo, hi in (sentence_spans(text) if spans is None else spans)]
     sentence_lengths = [k for k in sentence_lengths if k] or [0]
     trigrams = Counter(zip(tokens, tokens[1:], tokens[2:], strict=False))
     n_trigrams = max(n - 2, 0)
