@@ -97,11 +97,6 @@ def render_fragment(docs: Sequence[dict]) -> str:
     return templates().get_template("fragment.html.j2").render(docs=docs)
 
 
-def document_html(item: Item, analysis: Analysis, result: Result, model: DetectorModel, tokens: bool) -> str:
-    return render_fragment([document_context(item.source, analysis, result, model, tokens=tokens, tokens_on=tokens,
-                                             note=item.note)])
-
-
 def write_html(scored: Sequence[tuple[Item, Analysis, Result]], model: DetectorModel, path: str | Path,
                tokens: bool = False) -> Path:
     docs = [document_context(i.source, a, r, model, tokens=tokens, tokens_on=tokens, note=i.note, doc_id=k)

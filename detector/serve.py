@@ -587,8 +587,8 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     detector = Detector.load(location, engine=engine, dtype=dtype)
     if device:
         detector.model.extractor.set_params(device=device)
+    app = create_app(detector, config, location)  # switches the stats cache off and loads the LM
     detector.score(["Loading the language model before the first request."])  # warm: no slow first answer
-    app = create_app(detector, config, location)
     logging.getLogger("detector.serve").setLevel(logging.INFO)
     shown = f"[{host}]" if ":" in host else host
     log.info("serving on http://%s:%d/ (API /v1/score, docs /docs%s)", shown, port,

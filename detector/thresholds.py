@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.lengths import THRESHOLD_EDGES
+from detector.lengths import MIN_TOKENS, THRESHOLD_EDGES
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Thresholds:
     machine_fpr: float  # the false-positive rate it was chosen for
     borderline: float  # p above this (but not `machine`) -> `uncertain`, borderline
     borderline_fpr: float
-    min_tokens: int = 16  # shorter texts -> `uncertain`, too short to judge
+    min_tokens: int = MIN_TOKENS  # shorter texts -> `uncertain`, too short to judge
     # [[from_tokens, machine, borderline], ...] ascending: longer texts carry more evidence, so their
     # human scores spread less and a lower threshold keeps the same false-positive rate.
     by_length: list[list[float]] | None = None
@@ -33,13 +33,13 @@ class Thresholds:
 
     @classmethod
     def from_human_scores(cls, human_p: np.ndarray, fpr: float = 0.01, borderline_fpr: float = 0.05,
-                          min_tokens: int = 16) -> Thresholds:
+                          min_tokens: int = MIN_TOKENS) -> Thresholds:
         return cls(threshold_for_fpr(human_p, fpr), fpr, threshold_for_fpr(human_p, borderline_fpr),
                    borderline_fpr, min_tokens)
 
     @classmethod
     def worst_group(cls, human_p: np.ndarray, groups: np.ndarray, fpr: float = 0.01, borderline_fpr: float = 0.05,
-                    min_tokens: int = 16) -> Thresholds:
+                    min_tokens: int = MIN_TOKENS) -> Thresholds:
         """Thresholds that keep the false-positive rate at or under `fpr` in *every* group of human
         texts (domain, source), not just on their pool: the pooled rule lets one easy-to-predict domain
         take all the false positives."""
@@ -51,7 +51,7 @@ class Thresholds:
 
     @classmethod
     def worst_group_by_length(cls, human_p: np.ndarray, groups: np.ndarray, n_tokens: np.ndarray,
-                              fpr: float = 0.01, borderline_fpr: float = 0.05, min_tokens: int = 16,
+                              fpr: float = 0.01, borderline_fpr: float = 0.05, min_tokens: int = MIN_TOKENS,
                               edges: tuple[int, ...] = THRESHOLD_EDGES, min_humans: int = 100) -> Thresholds:
         """The worst-group rule over all lengths for texts shorter than `edges[0]`, and within each band
         that `edges` start for longer ones. A band with fewer than `min_humans` human texts keeps the
