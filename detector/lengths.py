@@ -62,6 +62,9 @@ def reliability_by_length(n_tokens, y, p, verdict=None, edges: Sequence[int] = L
 
     n_tokens, y, p = np.asarray(n_tokens), np.asarray(y), np.asarray(p, dtype=float)
     bands = length_band(n_tokens, edges)
+    if verdict is not None:
+        verdict = np.asarray(verdict)
+        correct = verdict == np.where(y == 1, "machine", "human")
     rows = []
     for lo, label in zip(edges, band_labels(edges), strict=True):
         band, up = np.asarray(bands == label), n_tokens >= lo
@@ -71,9 +74,7 @@ def reliability_by_length(n_tokens, y, p, verdict=None, edges: Sequence[int] = L
                "judged": bool(band.sum() >= min_texts and len(set(y[band])) == 2),
                "n_from": int(up.sum()), "auroc_from": _auroc(y[up], p[up])}
         if verdict is not None:
-            verdict = np.asarray(verdict)
             given = band & (verdict != "uncertain")
-            correct = verdict == np.where(y == 1, "machine", "human")
             row["accuracy_of_verdicts"] = float(correct[given].mean()) if given.any() else np.nan
             row["share_uncertain"] = float((verdict[band] == "uncertain").mean()) if band.any() else np.nan
         rows.append(row)

@@ -8,6 +8,7 @@ import os
 import warnings
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+MODEL_HELP = "model folder, or an mlflow model URI (models:/NAME/VERSION, runs:/ID/model) (default: the shipped model)"
 
 
 class UsageError(Exception):

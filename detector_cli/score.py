@@ -10,6 +10,7 @@ from pathlib import Path
 from detector_cli.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
+    MODEL_HELP,
     UsageError,
     add_parser,
     add_text_column,
@@ -284,7 +285,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine)
 
 
-MODEL_HELP = "model folder, or an mlflow model URI (models:/NAME/VERSION, runs:/ID/model) (default: the shipped model)"
 DTYPES = ("float32", "bfloat16", "float16")
 # detector.lm.ENGINES, spelled out so that `--help` imports no torch; tests/test_engines.py checks they match.
 ENGINES = ("torch", "openvino")

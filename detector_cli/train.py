@@ -10,6 +10,7 @@ import pandas as pd
 from detector.errors import UserError
 from detector_cli.common import (
     EXIT_OK,
+    MODEL_HELP,
     add_parser,
     add_text_column,
     add_tracking_uri,
@@ -188,7 +189,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-MODEL_HELP = "model folder, or an mlflow model URI (models:/NAME/VERSION, runs:/ID/model) (default: the shipped model)"
 
 
 def add_commands(sub) -> None:

@@ -55,10 +55,11 @@ def map_labels(values: pd.Series, label_map: Mapping[str, int] | None = None) ->
             return 0
         return None
 
-    mapped = values.map(lambda v: None if _is_missing(v) else one(v))
-    if mapped.isna().any() and values.map(_is_missing).any():
-        raise DataError(f"{int(values.map(_is_missing).sum())} text(s) have no label (null): "
+    missing = values.map(_is_missing)
+    if missing.any():
+        raise DataError(f"{int(missing.sum())} text(s) have no label (null): "
                         "label every text 0/human or 1/machine")
+    mapped = values.map(one)
     bad = sorted({str(v) for v, m in zip(values, mapped, strict=True) if pd.isna(m)})
     if bad:
         raise DataError(f"cannot map label value(s) {', '.join(map(repr, bad[:5]))} to human/machine: "
