@@ -151,6 +151,11 @@ def _load_packaged(name: str, dtype: torch.dtype):
     return model, tokenizer, _packaged_revision(name)
 
 
+def _loader(name: str):
+    """How LM `name` loads: a packaged GGUF, else the hub or a local path."""
+    return _load_packaged if name in PACKAGED else _load_hub_or_path
+
+
 def _load_hub_or_path(name: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -212,8 +217,7 @@ class LanguageModel:
                 raise ValueError("the openvino engine runs on the CPU, one window per pass (batch_tokens=0)")
             self.model, self.tokenizer, self.revision = None, *self._load_openvino(dtype)
         else:
-            loader = _load_packaged if name in PACKAGED else _load_hub_or_path
-            self.model, self.tokenizer, self.revision = loader(name, torch_dtype)
+            self.model, self.tokenizer, self.revision = _loader(name)(name, torch_dtype)
             self.model.to(device).eval()
         bos = self.tokenizer.bos_token_id
         self._bos = bos if bos is not None else self.tokenizer.eos_token_id
@@ -223,21 +227,20 @@ class LanguageModel:
         whose graph is cached needs no torch model at all."""
         from transformers import AutoTokenizer
 
-        if self.name in PACKAGED and (_hf_cache_folder(self.name) / "config.json").exists():
-            revision = _packaged_revision(self.name)
-            ir = ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
-            if ir.exists():
-                tokenizer = AutoTokenizer.from_pretrained(_hf_cache_folder(self.name))
-                self._stats_graph = ov_engine.OpenVINOStats(ir, dtype, torch.get_num_threads())
-                return tokenizer, revision
-        loader = _load_packaged if self.name in PACKAGED else _load_hub_or_path
-        model, tokenizer, revision = loader(self.name, torch.float32)  # the graph keeps float32 weights
-        ir = ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
-        if not ir.exists():
-            log.info("building the OpenVINO graph of %s once into %s", self.name, ir.parent)
-            ir = ov_engine.build_ir(model.eval(), ir.parent)
-        del model  # the compiled graph holds its own copy of the weights
-        self._stats_graph = ov_engine.OpenVINOStats(ir, dtype, torch.get_num_threads())
+        def ir_of(revision: str) -> Path:
+            return ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
+
+        cached = _hf_cache_folder(self.name)
+        if (self.name in PACKAGED and (cached / "config.json").exists()
+                and ir_of(_packaged_revision(self.name)).exists()):
+            revision, tokenizer = _packaged_revision(self.name), AutoTokenizer.from_pretrained(cached)
+        else:
+            model, tokenizer, revision = _loader(self.name)(self.name, torch.float32)  # float32 weights in the graph
+            if not ir_of(revision).exists():
+                log.info("building the OpenVINO graph of %s once into %s", self.name, ir_of(revision).parent)
+                ov_engine.build_ir(model.eval(), ir_of(revision).parent)
+            del model  # the compiled graph holds its own copy of the weights
+        self._stats_graph = ov_engine.OpenVINOStats(ir_of(revision), dtype, torch.get_num_threads())
         return tokenizer, revision
 
     @property
