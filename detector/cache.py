@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from detector.errors import first_line
 from detector.lm import CACHE_DIR
 from detector.token_stats import TokenStats
 
@@ -41,7 +42,7 @@ def _disable(path: Path, err: BaseException) -> None:
     if path not in _unusable:
         _unusable[path] = f"{type(err).__name__}: {err}"
         log.warning("warning: stats cache %s unusable (%s); going on without it, LM results are not cached",
-                    path, str(err).splitlines()[0][:160] if str(err) else type(err).__name__)
+                    path, first_line(err, 160))
 
 
 class StatsCache:

@@ -14,3 +14,10 @@ class UserError(Exception):
 def printable(text: str) -> str:
     """Text safe to print on a terminal: control characters shown as escapes (\\x1b, not ESC)."""
     return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to `limit` characters; its type's name when the
+    message is empty (a bare `str(err).splitlines()[0]` raises IndexError there)."""
+    lines = str(err).splitlines()
+    return lines[0][:limit] if lines and lines[0].strip() else type(err).__name__

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from detector.errors import UserError
+from detector.errors import UserError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,7 +145,7 @@ def _document_text(path: Path, kind: str) -> tuple[str, str]:
         except ValueError:
             raise
         except Exception as err:  # pypdf raises many types on a damaged file
-            why = (str(err).splitlines() or [type(err).__name__])[0][:100]
+            why = first_line(err, 100)
             raise ValueError(f"a PDF that cannot be read ({why})") from err
         text = "\n\n".join(p.strip() for p in pages if p.strip())
         if not text:
@@ -354,7 +354,7 @@ def record_item(line: bytes | str | None, source: str, key: str, text_field: str
     except RecursionError:
         return Item(source, error="not usable JSON (nested too deeply)", key=key)
     except ValueError as err:  # e.g. an integer too long to convert
-        return Item(source, error=f"not usable JSON ({str(err).splitlines()[0][:80]})", key=key)
+        return Item(source, error=f"not usable JSON ({first_line(err, 80)})", key=key)
     if not isinstance(record, dict):
         return Item(source, error=f"not a JSON object ({_json_type(record)})", key=key)
     fields = {k: v for k, v in record.items() if k != text_field}
@@ -466,7 +466,7 @@ def read_table_file(file: Path) -> pd.DataFrame:
     try:
         ds = datasets.load_dataset(TABLE_LOADERS[file.suffix], data_files=str(file), split="train")
     except Exception as err:  # datasets raises many types for malformed files
-        raise DataError(f"{file}: cannot read: {str(err).splitlines()[0]}") from err
+        raise DataError(f"{file}: cannot read: {first_line(err, 1000)}") from err
     return ds.to_pandas()
 
 
@@ -481,7 +481,7 @@ def _read_hub(spec: str) -> pd.DataFrame:
         ds = datasets.load_dataset(name, split=split or "train")
     except Exception as err:
         raise DataError(f"{spec}: not a local path, and the hub dataset could not be loaded "
-                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+                        f"({type(err).__name__}: {first_line(err)})") from err
     return ds.to_pandas()
 
 

@@ -22,7 +22,7 @@ from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
 from detector import ov_engine
-from detector.errors import UserError
+from detector.errors import UserError, first_line
 from detector.token_stats import STATS_VERSION, TokenStats, stats_from_logits
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def _load_hub_or_path(name: str, dtype: torch.dtype):
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     except (OSError, ValueError) as err:
-        raise LMUnavailable(f"cannot load language model {name!r}: {str(err).splitlines()[0]}") from err
+        raise LMUnavailable(f"cannot load language model {name!r}: {first_line(err, 1000)}") from err
     revision = getattr(model.config, "_commit_hash", None) or "local"
     return model, tokenizer, f"{name}@{revision}"
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from detector.errors import UserError
+from detector.errors import UserError, first_line
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine
 from detector.lm import check_engine
 from detector.novelty import Novelty
@@ -256,13 +256,13 @@ def read_card(card_file: str | Path) -> ModelCard:
         data = json.loads(Path(card_file).read_bytes())
     except (OSError, ValueError, RecursionError) as err:  # ValueError covers JSON and decoding errors
         raise ModelError(f"{card_file}: broken model card ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:120] if str(err) else ''})") from err
+                         f"{first_line(err, 120)})") from err
     if not isinstance(data, dict):
         raise ModelError(f"{card_file}: broken model card (not a JSON object)")
     try:
         return ModelCard.from_json(data)
     except (KeyError, TypeError, AttributeError) as err:
-        raise ModelError(f"{card_file}: broken model card ({str(err).splitlines()[0][:120]})") from err
+        raise ModelError(f"{card_file}: broken model card ({first_line(err, 120)})") from err
 
 
 def _load_pipeline(model_file: Path):
@@ -281,7 +281,7 @@ def _load_pipeline(model_file: Path):
         return sio.load(model_file, trusted=untrusted)
     except Exception as err:  # a damaged but well-typed file fails while building
         raise ModelError(f"{model_file}: cannot load the model ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:120] if str(err) else ''})") from err
+                         f"{first_line(err, 120)})") from err
 
 
 def _json_default(value):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detector.errors import first_line
 from detector.model import CARD_FILE, DetectorModel, ModelError
 
 
@@ -49,7 +50,7 @@ def _download(uri: str) -> Path:
             mlflow.set_tracking_uri(tracking)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as err:  # mlflow raises several types for unknown models and unreachable servers
-        raise ModelError(f"{uri}: cannot fetch the model ({str(err).splitlines()[0][:200]})") from err
+        raise ModelError(f"{uri}: cannot fetch the model ({first_line(err)})") from err
 
 
 def _find_card(root: Path) -> Path:

@@ -42,7 +42,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from detector import inputs, report
 from detector.detector import Detector
-from detector.errors import UserError
+from detector.errors import UserError, first_line
 
 log = logging.getLogger("detector.serve")
 
@@ -258,7 +258,7 @@ def _finite(value: Any) -> Any:
 
 
 def _failed(err: Exception) -> ApiError:
-    first = str(err).splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return ApiError(500, f"scoring failed: {first}")
 
 

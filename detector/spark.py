@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detector.errors import UserError
+from detector.errors import UserError, first_line
 
 if TYPE_CHECKING:  # pyspark is optional: imported where used
     import pandas as pd
@@ -83,8 +83,8 @@ def _row_error(value: Any) -> str | None:
 
 
 def _one_line(err: BaseException) -> str:
-    first = (str(err).splitlines() or [""])[0][:300]
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+    first = first_line(err, 300)
+    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
 
 
 def score_texts(detector: Any, values: Sequence[Any]) -> list[dict]:

@@ -137,3 +137,11 @@ def test_strip_shared_prefix_removes_the_prompt_from_both_sides():
     })
     out = strip_shared_prefix(table)
     assert out["text"].tolist() == ["dawn and people ran.", "noon, said officials."]
+
+
+def test_first_line_of_an_error():
+    from detector.errors import first_line
+
+    assert first_line(ValueError("bad thing\nmore detail")) == "bad thing"
+    assert first_line(ValueError("x" * 300), 10) == "x" * 10
+    assert first_line(OSError()) == "OSError"  # an empty message names the error instead of raising
