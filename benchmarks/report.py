@@ -23,12 +23,12 @@ def write_all(results: BenchResults) -> None:
     frames = {"metrics": results.metrics, "summary": results.summary, "published_full_set": results.published_full,
               "fpr_by_domain": results.fpr_by_domain, "fpr_by_length": results.fpr_by_length,
               "attacks": results.attacks, "throughput": results.throughput}
-    # Only this run's own files are replaced: --protocol and --speed keep theirs in the same folders.
-    for folder, pattern in ((csv_dir, "*.csv"), (png_dir, "roc_*.png")):
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(pattern):
-            if folder == png_dir or stale.stem in frames:
-                stale.unlink()
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    png_dir.mkdir(parents=True, exist_ok=True)
+    # ROC plots are named by cell, so old cells' plots go; the CSVs are rewritten by name, and --protocol's
+    # and --speed's files in the same folders stay.
+    for stale in png_dir.glob("roc_*.png"):
+        stale.unlink()
     for name, frame in frames.items():
         frame.to_csv(csv_dir / f"{name}.csv", index=False, float_format="%.4f")
     figures.roc_figures(results.curves, png_dir)

@@ -56,12 +56,12 @@ def speed_table(detector: Detector, texts: list[str], repeats: int = 2,
                 configs: Sequence[tuple[str, str]] = CONFIGS) -> pd.DataFrame:
     """Bare forward and end-to-end tokens/s per engine; best of `repeats` interleaved rounds."""
     runs, n_tokens = {}, {}
+    normalised = list(dict.fromkeys(normalize(t).text for t in texts))  # the texts the LM reads, once each
     for config in configs:
         engine_detector = with_engine(detector, *config, cache=None, progress=False)
         lm: LanguageModel = engine_detector.model.scoring_engine.language_model()
-        normalised = [normalize(t).text for t in dict.fromkeys(texts)]
         batches = lm.input_batches(normalised)
-        n_tokens[config] = sum(len(lm.tokenize(t)[0]) for t in dict.fromkeys(normalised))
+        n_tokens[config] = sum(len(lm.tokenize(t)[0]) for t in normalised)
         runs[(config, "bare forward")] = lambda lm=lm, b=batches: lm.bare_forward(b)
         runs[(config, "Detector.score")] = lambda d=engine_detector: d.score(texts)
     for run in runs.values():  # warm-up: every shape once
