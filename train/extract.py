@@ -3,8 +3,9 @@
     python -m train.extract data/default_training.json
 
 Texts go through the LM cell by cell in turn (a cell is a dataset, domain, generator and attack; in a
-seeded random order inside each), so a run stopped part-way has every small cell complete and the
-large ones equally far along: the most balanced sample the time allowed. A rerun skips what is
+seeded random order inside each; the humans of a dataset and domain take as many turns as its machine
+cells together, since every threshold is set on humans), so a run stopped part-way has every small
+cell complete and the large ones equally far along: the most balanced sample the time allowed. A rerun skips what is
 cached. Run it alone or with OMP_NUM_THREADS=1.
 """
 
@@ -21,13 +22,18 @@ from train.data import load_manifest
 
 
 def interleaved_order(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
-    """Row positions taking the first text of every cell, then the second of every cell, and so on."""
+    """Row positions taking the first text of every cell, then the second of every cell, and so on
+    (the humans of a dataset and domain as many per turn as it has machine cells)."""
     rng = np.random.default_rng(seed)
-    cells = table[["dataset", "domain", "generator"]].astype(str).agg("|".join, axis=1) + "|" + \
-        table["attack"].fillna("none").astype(str)
-    turn = np.empty(len(table), dtype=np.int64)
-    for positions in cells.groupby(cells).indices.values():
-        turn[rng.permutation(positions)] = np.arange(len(positions))
+    corner = table["dataset"].astype(str) + "|" + table["domain"].astype(str)
+    cells = corner + "|" + table["generator"].astype(str) + "|" + table["attack"].fillna("none").astype(str)
+    machine_cells = cells[table["label"] == 1].groupby(corner[table["label"] == 1]).nunique()
+    turn = np.empty(len(table), dtype=float)
+    for cell, positions in cells.groupby(cells).indices.items():
+        share = 1
+        if (table["label"].to_numpy()[positions] == 0).all():
+            share = max(1, int(machine_cells.get(cell.split("|", 2)[0] + "|" + cell.split("|", 2)[1], 1)))
+        turn[rng.permutation(positions)] = np.arange(len(positions)) // share
     tie = rng.random(len(table))  # cells in a random order within each turn
     return np.lexsort((tie, turn))
 
