@@ -42,13 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest")
     parser.add_argument("--chunk", type=int, default=256, help="texts per cache write (default 256)")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="this process takes chunks K, K+N, K+2N, ... (N processes of one LM thread each "
+                             "share a busy machine better than one process of N threads)")
     args = parser.parse_args(argv)
     table, manifest = load_manifest(args.manifest)
     print(f"{manifest['name']}: {len(table)} texts; {table.groupby('dataset').size().to_dict()}", flush=True)
     engine = ScoringEngine(progress=True)
     order = interleaved_order(table, manifest.get("seed", 0))
     texts = [normalize(t).text for t in table["text"].to_numpy()[order]]
-    for start in range(0, len(texts), args.chunk):
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    for number, start in enumerate(range(0, len(texts), args.chunk)):
+        if number % shards != shard:
+            continue
         engine.token_stats(texts[start : start + args.chunk])
         print(f"{min(start + args.chunk, len(texts))}/{len(texts)} texts cached", flush=True)
 
