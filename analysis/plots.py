@@ -323,11 +323,16 @@ def tpr_by_calibration_size(curve: pd.DataFrame, title: str = "TPR after calibra
     rates = sorted(curve["fpr"].unique())
     fig, axes = plt.subplots(1, len(rates), figsize=(5.5 * len(rates), 4.2), sharey=True, squeeze=False)
     for ax, fpr in zip(axes[0], rates, strict=True):
-        for (by, value), part in curve[curve["fpr"] == fpr].groupby(["held_out_by", "held_out"]):
-            ax.plot(part["n_calibration"], part["tpr"], marker="o", label=f"{by}: {value}")
+        at_rate = curve[curve["fpr"] == fpr]
+        for (by, value), part in at_rate.groupby(["held_out_by", "held_out"]):
+            ax.plot(part["n_calibration"], part["tpr"], marker="o", alpha=0.6, label=f"{by}: {value}")
+        mean = at_rate.groupby("n_calibration")["tpr"].mean()
+        ax.plot(mean.index, mean.to_numpy(), color="black", lw=2.5, marker="s", label="mean of the sets tried")
+        sizes = sorted(curve["n_calibration"].unique())
         ax.set(xscale="log", xlabel="calibration humans", ylabel="TPR at the profile's rule",
                title=f"{title} ({fpr:.0%} FPR)")
-        ax.set_xticks(sorted(curve["n_calibration"].unique()), labels=map(str, sorted(curve["n_calibration"].unique())))
+        ax.minorticks_off()
+        ax.set_xticks(sizes, labels=[str(n) for n in sizes])
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 

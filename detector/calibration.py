@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -270,6 +271,10 @@ class CalibrationProfile:
         """A copy of `model` (a DetectorModel) with this profile's thresholds, and its human texts added
         to the novelty reference; `model` itself is left as it was."""
         self.check_model(model)
+        engine = getattr(model, "engine", "")
+        if self.engine and engine and engine != self.engine:
+            warnings.warn(f"profile {self.name} was set on {self.engine} scores, scoring with {engine}: another "
+                          "engine or precision shifts p(machine) and the rate the profile promises", stacklevel=2)
         return replace(model, thresholds=replace(self.thresholds), novelty=self.extend_novelty(model.novelty))
 
     def extend_novelty(self, novelty: Novelty | None) -> Novelty | None:
@@ -402,7 +407,7 @@ def build_profile(name: str, model: Any, human_p: np.ndarray, n_tokens: np.ndarr
     _check_rate(fpr, "--fpr")
     _check_rate(borderline_fpr, "borderline fpr")
     if borderline_fpr <= fpr:
-        borderline_fpr = min(0.5, 5 * fpr)  # the borderline rule must be looser than the machine rule
+        borderline_fpr = min(0.5, 2 * fpr)  # the borderline rule must be looser than the machine rule
     human_p, n_tokens = np.asarray(human_p, dtype=float), np.asarray(n_tokens)
     shipped = model.thresholds
     judged = np.isfinite(human_p) & (n_tokens >= shipped.min_tokens) & (np.asarray(problems, dtype=object) == "")

@@ -30,26 +30,16 @@ def rate(value: str) -> float:
 
 
 def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
-    """The texts a SPEC names, as `score` reads them: the rows of a table (JSONL/CSV/Parquet, a folder
-    of them, a hub dataset), else files and folders of files, one text each. Unreadable items are
-    reported on stderr and left out; none at all is a usage error."""
+    """The texts of a SPEC (`inputs.read_texts`); unreadable items are reported on stderr and left
+    out, none at all is a usage error."""
     from detector import inputs
     from detector.errors import printable
 
-    path = Path(spec)
-    is_table = inputs.table_suffix(spec) is not None if path.is_file() else (
-        path.is_dir() and any(p.suffix in inputs.TABLE_LOADERS for p in path.iterdir()))
-    if is_table or not path.exists():
-        inputs.check_spec(spec)
-        items = list(inputs.iter_table(spec, text_column))
-    else:
-        items = list(inputs.iter_paths([spec]))
-    bad = [item for item in items if item.error is not None]
+    texts, bad = inputs.read_texts(spec, text_column)
     for item in bad[:5]:
         print(f"detector: {flag} {printable(item.source)}: {printable(item.error)} (left out)", file=sys.stderr)
     if len(bad) > 5:
         print(f"detector: {flag}: {len(bad) - 5} more unreadable item(s) left out", file=sys.stderr)
-    texts = [item.text for item in items if item.error is None]
     if not texts:
         raise UsageError(f"{flag} {printable(spec)}: no readable texts")
     return texts
