@@ -167,8 +167,8 @@ def length_thresholds(human_p: np.ndarray, n_tokens: np.ndarray, fpr: float, bor
             source = band
         else:
             above = int((human_p[inside] > source.machine).sum())
-            band = Band(lo, int(inside.sum()), source.machine, source.borderline, f"{source.from_tokens}+ tokens",
-                        above, float("nan"))
+            borrowed = f"{source.from_tokens}+ tokens" if source.set_on == "own" else source.set_on
+            band = Band(lo, int(inside.sum()), source.machine, source.borderline, borrowed, above, float("nan"))
         bands.append(band)
     first = bands[0]
     thresholds = Thresholds(first.machine, fpr, first.borderline, borderline_fpr, int(min_tokens),
@@ -369,6 +369,10 @@ class CalibrationProfile:
         if not all(isinstance(w, str) for w in warnings_):
             raise _Invalid("warnings must be strings")
         machines = top.get("machines", dict, nullable=True)
+        if machines is not None:
+            checked = _Fields(machines, "machines")
+            machines = {"n": checked.count("n"), "tpr": checked.probability("tpr"),
+                        "tpr_shipped": checked.probability("tpr_shipped")}
         return cls(top.get("name", str), identity, top.get("engine", str), thresholds, bands, promise,
                    list(features), [[float(v) for v in row] for row in rows], top.get("provenance", dict),
                    share, list(warnings_), machines)
