@@ -48,7 +48,7 @@ def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from detector.calibration import calibrate
+    from detector.calibration import CalibrationError, calibrate, minimum_humans, too_few_message
     from detector.detector import Detector
     from detector.errors import printable
     from detector.outputs import check_output
@@ -64,6 +64,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise UsageError("logging to mlflow needs the source checkout's train/ package; add --no-mlflow") from err
         tracking.connect(args.tracking_uri, args.experiment)  # before the LM pass: a dead store fails now
     humans = read_texts(args.humans, args.text_column, "--humans")
+    if len(humans) < minimum_humans(args.fpr):  # refused now, not after the LM pass
+        raise CalibrationError(too_few_message(len(humans), args.fpr))
     machines = read_texts(args.machines, args.text_column, "--machines") if args.machines else None
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
     if args.device:

@@ -263,6 +263,12 @@ def test_cli_refusals_are_one_line_with_exit_2(tmp_path, capsys):
                     "-o", str(tmp_path / "x.json"))
     _one_line_error(capsys, "no such file or folder", "calibrate", "--humans", str(tmp_path / "nope"),
                     "-o", str(tmp_path / "x.json"), "--no-mlflow")
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(5):
+        (few / f"{i}.txt").write_text(f"Text number {i}.")
+    _one_line_error(capsys, "5 usable human text(s) cannot set a threshold for 1.00% false positives", "calibrate",
+                    "--humans", str(few), "-o", str(tmp_path / "x.json"), "--no-mlflow")
     text = tmp_path / "a.txt"
     text.write_text("Some text.")
     _one_line_error(capsys, "broken calibration profile", "score", "--profile", str(existing), str(text))
