@@ -138,6 +138,12 @@ def test_machine_texts_passed_as_humans_are_warned_about():
     assert not any("machine-like" in w for w in _profile(200).warnings)
 
 
+def test_the_calibration_module_loads_no_torch():
+    code = "import sys, detector.calibration; assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 # ----------------------------------------------------------------------------------------- the file
 
 
