@@ -7,7 +7,7 @@ ROC, precision-recall, calibration and confusion plots are scikit-learn's displa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -314,4 +314,37 @@ def contender_bars(table: pd.DataFrame, metric: str, by: str = "contender", hue:
     upper = np.nanmax(pivot.to_numpy()) if np.isfinite(pivot.to_numpy()).any() else 1.0
     ax.set(xlabel=metric, ylabel="", title=title or f"{metric} per {by}", xlim=(0, max(1.0, upper) * 1.12))
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def tpr_by_calibration_size(curve: pd.DataFrame, title: str = "TPR after calibrating on n human texts") -> Figure:
+    """One panel per false-positive rate: TPR of the profile against the number of calibration humans,
+    a line per held-out set (`benchmarks.calibration.tpr_by_size`)."""
+    rates = sorted(curve["fpr"].unique())
+    fig, axes = plt.subplots(1, len(rates), figsize=(5.5 * len(rates), 4.2), sharey=True, squeeze=False)
+    for ax, fpr in zip(axes[0], rates, strict=True):
+        at_rate = curve[curve["fpr"] == fpr]
+        for (by, value), part in at_rate.groupby(["held_out_by", "held_out"]):
+            ax.plot(part["n_calibration"], part["tpr"], marker="o", alpha=0.6, label=f"{by}: {value}")
+        mean = at_rate.groupby("n_calibration")["tpr"].mean()
+        ax.plot(mean.index, mean.to_numpy(), color="black", lw=2.5, marker="s", label="mean of the sets tried")
+        sizes = sorted(curve["n_calibration"].unique())
+        ax.set(xscale="log", xlabel="calibration humans", ylabel="TPR at the profile's rule",
+               title=f"{title} ({fpr:.0%} FPR)")
+        ax.minorticks_off()
+        ax.set_xticks(sizes, labels=[str(n) for n in sizes])
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def scores_before_after(p: np.ndarray, labels: Sequence[str], before: float, after: float,
+                        title: str = "p(machine) and the machine threshold, before and after calibrating") -> Figure:
+    """Score histograms per group (e.g. calibration humans, held-back humans, machine texts) with the
+    model's own machine threshold and the profile's."""
+    fig = score_histograms(p, labels, title=title)
+    ax = fig.axes[0]
+    ax.axvline(before, color="tab:red", ls="--", label=f"model's threshold {before:.2f}")
+    ax.axvline(after, color="black", ls="-", label=f"profile's threshold {after:.2f}")
+    ax.set_xlabel("p(machine)")
+    ax.legend(fontsize=8)
     return fig

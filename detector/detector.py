@@ -5,13 +5,16 @@
     [r.verdict for r in detector.score(["some text", ...])]
     detector.score("one text")[0]            # a single string is one text
     detector.inference(texts)                # RAID's contract: list of floats, higher = machine
+    Detector(profile="essays.json")          # thresholds set on your own human texts (`detector calibrate`)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from detector.calibration import CalibrationProfile
 from detector.features import Analysis, features_table
 from detector.model import DetectorModel, score_or_nan, score_or_none
 from detector.verdict import decide
@@ -39,21 +42,30 @@ class Result:
 class Detector:
     """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
 
-    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None):
+    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None,
+                 profile: str | Path | CalibrationProfile | None = None):
         """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
-        "openvino") and `dtype` override the model's LM settings (None keeps them)."""
+        "openvino") and `dtype` override the model's LM settings (None keeps them). `profile` (a file
+        from `detector calibrate`, made for this model) replaces the verdict thresholds with those set
+        on the user's own human texts and adds those texts to the novelty references."""
         self.model = model if model is not None else DetectorModel.load()
         if engine is not None or dtype is not None:
             self.model.use_engine(engine, dtype)
+        if isinstance(profile, (str, Path)):
+            profile = CalibrationProfile.load(profile)
+        self.profile = profile
+        if profile is not None:
+            self.model = profile.apply(self.model)
 
     @classmethod
-    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None) -> Detector:
+    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None,
+             profile: str | Path | CalibrationProfile | None = None) -> Detector:
         """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
         if location is None:
-            return cls(engine=engine, dtype=dtype)
+            return cls(engine=engine, dtype=dtype, profile=profile)
         from detector.model_uri import load_model
 
-        return cls(load_model(location), engine=engine, dtype=dtype)
+        return cls(load_model(location), engine=engine, dtype=dtype, profile=profile)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Normalise each text and run the LM over it once: what `results` scores and explains."""
@@ -75,7 +87,8 @@ class Detector:
         out = []
         for analysis, p_machine, why_novel in zip(analyses, p, novel, strict=True):
             p_value = score_or_none(p_machine)
-            verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel)
+            verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel,
+                                     self.profile.name if self.profile is not None else None)
             if analysis.normalized.altered:
                 reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
             result = Result(p_value, verdict, reason, len(analysis.stats), analysis.normalized.alterations)

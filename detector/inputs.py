@@ -562,3 +562,20 @@ def iter_table(spec: str, text_column: str = "text") -> Iterator[Item]:
             yield Item(name, error=str(err).removeprefix(f"{file}: "), key=_key(file))
             continue
         yield from _table_items(frame, name, _key(file), text_column)
+
+
+def read_texts(spec: str, text_column: str = "text") -> tuple[list[str], list[Item]]:
+    """(texts, unreadable items) of a spec: the rows of a table (a JSONL/CSV/Parquet file, a folder of
+    them, a hub dataset id), else a file or a folder of files, one text each (`detector calibrate`)."""
+    path = Path(spec)
+    if path.is_file():
+        is_table = table_suffix(spec) is not None
+    else:
+        is_table = path.is_dir() and os.access(path, os.R_OK) and any(p.suffix in TABLE_LOADERS
+                                                                      for p in path.iterdir())
+    if is_table or not path.exists():
+        check_spec(spec)
+        items = list(iter_table(spec, text_column))
+    else:
+        items = list(iter_paths([spec]))
+    return [item.text for item in items if item.error is None], [item for item in items if item.error is not None]

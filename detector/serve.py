@@ -573,7 +573,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None,
-          engine: str | None = None) -> int:
+          engine: str | None = None, profile: str | None = None) -> int:
     """Load once, then serve until Ctrl-C."""
     import signal
 
@@ -584,7 +584,7 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     check_exposure(config.host, config.token)
     sock = _listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
-    detector = Detector.load(location, engine=engine, dtype=dtype)
+    detector = Detector.load(location, engine=engine, dtype=dtype, profile=profile)
     if device:
         detector.model.extractor.set_params(device=device)
     app = create_app(detector, config, location)  # switches the stats cache off and loads the LM

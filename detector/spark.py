@@ -49,9 +49,11 @@ _DETECTORS: dict[tuple, Detector] = {}
 LOADS = {"count": 0}  # Detector loads in this process (the tests check it stays at one per worker)
 
 
-def worker_detector(location: str | None, stats_cache: str | None, threads: int) -> Detector:
-    """The worker's Detector for this model, loaded on first use with `threads` torch threads."""
-    key = (location, stats_cache)
+def worker_detector(location: str | None, stats_cache: str | None, threads: int,
+                    profile: str | None = None) -> Detector:
+    """The worker's Detector for this model (and calibration profile), loaded on first use with `threads`
+    torch threads."""
+    key = (location, stats_cache, profile)
     if key not in _DETECTORS:
         # Several workers share a machine's cores: each gets `threads`, not all of them.
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -60,7 +62,7 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int)
         torch.set_num_threads(threads)
         from detector.detector import Detector
 
-        detector = Detector.load(location)
+        detector = Detector.load(location, profile=profile)
         detector.model.extractor.set_params(cache=stats_cache)
         # The LM loads on the first text not in the cache; load it here, so it counts as loading.
         detector.model.scoring_engine.language_model()
@@ -126,7 +128,8 @@ def _failed(message: str) -> dict:
 
 
 def _score_partitions(frames: Iterator[pd.DataFrame], *, text_column: str, location: str | None,
-                      stats_cache: str | None, threads: int, batch_size: int) -> Iterator[pd.DataFrame]:
+                      stats_cache: str | None, threads: int, batch_size: int,
+                      profile: str | None = None) -> Iterator[pd.DataFrame]:
     """mapInPandas body: each pandas chunk -> the same rows with the result columns added."""
     import pandas as pd
 
@@ -134,8 +137,8 @@ def _score_partitions(frames: Iterator[pd.DataFrame], *, text_column: str, locat
     started, rows, tokens = time.perf_counter(), 0, 0
     for frame in frames:
         if detector is None:
-            fresh = (location, stats_cache) not in _DETECTORS
-            detector = worker_detector(location, stats_cache, threads)
+            fresh = (location, stats_cache, profile) not in _DETECTORS
+            detector = worker_detector(location, stats_cache, threads, profile)
             if fresh:
                 _log(f"worker pid {os.getpid()}: model loaded in {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()  # the partition's rate below is scoring only
@@ -173,7 +176,7 @@ def _model_location(model: str | None) -> str | None:
 
 def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None = None, *,
                     batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 1,
-                    stats_cache: str | None = None) -> DataFrame:
+                    stats_cache: str | None = None, profile: str | None = None) -> DataFrame:
     """`df` with p_machine, verdict, reason, n_tokens and error columns added (lazy, like any transform).
 
     model : a model folder or mlflow URI every executor can reach, or None for the shipped model.
@@ -181,6 +184,7 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
     threads : torch threads per Python worker (1 when each task has one core).
     stats_cache : token-statistics cache for the workers: None keeps nothing (a corpus is seen once),
         "default" uses each machine's user cache directory, or a path to a cache file.
+    profile : a calibration profile file every executor can reach (`detector calibrate`), or None.
     """
     from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
@@ -199,11 +203,11 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
     # A StructType, not a DDL string: any column name or nested type passes through as it is.
     added = [StructField(name, kinds[kind], True) for name, kind in OUTPUT_COLUMNS]
     schema = StructType(list(df.schema.fields) + added)
-    location = _model_location(model)
+    location, profile = _model_location(model), _model_location(profile)
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return _score_partitions(frames, text_column=text_column, location=location,
-                                 stats_cache=stats_cache, threads=threads, batch_size=batch_size)
+                                 stats_cache=stats_cache, threads=threads, batch_size=batch_size, profile=profile)
 
     return df.mapInPandas(score, schema)
 

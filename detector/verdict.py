@@ -32,15 +32,16 @@ def text_problem(text: str) -> str | None:
 
 
 def decide(p_machine: float | None, n_tokens: int, text: str, thresholds: Thresholds,
-           novel: str | None = None) -> tuple[str, str]:
+           novel: str | None = None, profile: str | None = None) -> tuple[str, str]:
     """(verdict, reason) for one scored text."""
-    return verdict_rule(p_machine, n_tokens, text_problem(text), thresholds, novel)
+    return verdict_rule(p_machine, n_tokens, text_problem(text), thresholds, novel, profile)
 
 
 def verdict_rule(p_machine: float | None, n_tokens: int, problem: str | None, thresholds: Thresholds,
-                 novel: str | None = None) -> tuple[str, str]:
+                 novel: str | None = None, profile: str | None = None) -> tuple[str, str]:
     """(verdict, reason) from what is known of a text: its score, length, what is wrong with it (from
     `text_problem`) and why it lies outside the human reference texts (None if it does not).
+    `profile` names the calibration profile the thresholds come from (None: the model's own).
 
     A text is called `machine` only when nothing speaks against judging it: out of distribution, the
     detector says `uncertain` rather than risk accusing a human whose writing it has never seen.
@@ -53,14 +54,15 @@ def verdict_rule(p_machine: float | None, n_tokens: int, problem: str | None, th
     if p_machine is None or math.isnan(p_machine):
         return UNCERTAIN, "no score could be computed"
     machine, borderline = thresholds.for_length(n_tokens)
+    of = f" of profile {profile}" if profile else ""
     if p_machine > machine:
         if novel:
-            return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f}, but "
+            return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f}{of}, but "
                                f"the text is unlike the human texts the threshold was set on ({novel})")
-        return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f} set for at most "
+        return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f}{of} set for at most "
                          f"{thresholds.machine_fpr:.0%} false positives on human texts of its length")
     if p_machine > borderline:
         return UNCERTAIN, (f"borderline: p(machine) {p_machine:.2f} is above the "
-                           f"{thresholds.borderline_fpr:.0%}-FPR threshold {borderline:.2f} but "
+                           f"{thresholds.borderline_fpr:.0%}-FPR threshold {borderline:.2f}{of} but "
                            f"not the {thresholds.machine_fpr:.0%}-FPR threshold {machine:.2f}")
-    return HUMAN, f"p(machine) {p_machine:.2f} is below the borderline threshold {borderline:.2f}"
+    return HUMAN, f"p(machine) {p_machine:.2f} is below the borderline threshold {borderline:.2f}{of}"

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from detector_cli import score
+from detector_cli import calibrate, score
 from detector_cli.common import EXIT_OK, EXIT_USAGE, HelpFormatter, UsageError, quiet_libraries
 
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  detector score --data texts.csv --text-column body --format csv -o scored.csv\n"
                "  detector train --data labelled.jsonl --classifier logreg --output my-model\n"
                "  detector evaluate --model my-model --data test.jsonl --plots plots/\n"
+               "  detector calibrate --humans my-essays/ -o essays.json; detector score --profile essays.json x.txt\n"
                "  detector COMMAND --help                        options and examples of a command\n\n"
                "Exit codes: 0 all items scored, 1 some items failed (reported, the rest scored), 2 usage error.",
         formatter_class=HelpFormatter,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command")
     score.add_commands(sub)
+    calibrate.add_commands(sub)
     try:  # train/ and benchmarks/ ship with the source checkout; scoring works without them
         from detector_cli import bench, train
     except ImportError:

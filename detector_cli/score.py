@@ -110,7 +110,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     _table_paths_warning(args.paths)
     done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
     items = _read_items(args)  # before the model: a missing --text-column fails in a second, not after loading
-    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
+    if args.profile:
+        from detector.calibration import CalibrationProfile
+
+        args.profile = CalibrationProfile.load(args.profile)  # a broken profile fails before the model loads
+    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile)
     if args.device:
         detector.model.extractor.set_params(device=args.device)
     note = detector.model.check_engine()
@@ -218,7 +222,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     from detector.errors import UserError
     from detector.spark import local_session, read_spec, score_dataframe
 
-    Detector.load(args.model)  # fail here, in one line, rather than in every executor
+    Detector.load(args.model, profile=args.profile)  # fail here, in one line, rather than in every executor
     from pyspark.sql import SparkSession
 
     started = time.perf_counter()
@@ -230,7 +234,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         if args.partitions or data.rdd.getNumPartitions() < parallel:  # a small file is one partition: one core
             data = data.repartition(args.partitions or parallel)
         scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,
-                                 threads=args.threads, stats_cache=args.stats_cache)
+                                 threads=args.threads, stats_cache=args.stats_cache, profile=args.profile)
         scored.write.mode("errorifexists").parquet(args.output)
         written = spark.read.parquet(args.output)
         total = written.count()
@@ -282,7 +286,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_chars=args.max_chars,
                          queue_size=args.queue_size, timeout_s=args.timeout, batch_texts=args.batch_size,
                          log_texts=args.log_texts)
-    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine)
+    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine, profile=args.profile)
+
+
+def add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", metavar="PROFILE", help="calibration profile from `detector calibrate` "
+                        "(made for this model): verdict thresholds set on your own human texts")
 
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -313,6 +322,7 @@ def add_serve_command(sub) -> None:
   detector serve --host 0.0.0.0 --token SECRET        reachable from other machines, with a token
 """)
     serve.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_profile(serve)
     add_tracking_uri(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (others than 127.0.0.1 need --token)")
     serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
@@ -348,6 +358,7 @@ def add_commands(sub) -> None:
     score.add_argument("--resume", action="store_true",
                        help="with -o and --format jsonl: continue that file, skipping inputs already in it")
     score.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_profile(score)
     add_tracking_uri(score)
     score.add_argument("--explain", action="store_true",
                        help="per-sentence scores and the features that moved p(machine) most (shown in every format)")
@@ -370,6 +381,7 @@ def add_commands(sub) -> None:
                         help="the Parquet folder the results are written to, new (never overwritten)")
     corpus.add_argument("--master", default="local[2]", help="Spark master")
     corpus.add_argument("--model", metavar="URI_OR_PATH", help=MODEL_HELP)
+    add_profile(corpus)
     add_tracking_uri(corpus)
     corpus.add_argument("--batch-size", type=int, default=32, help="texts per LM call in a worker")
     corpus.add_argument("--threads", type=int, default=1, help="torch threads per Python worker")

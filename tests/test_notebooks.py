@@ -24,8 +24,8 @@ KERNEL = "mgt-detector-tests"
 CELL_TIMEOUT = 600
 
 
-def test_the_four_notebooks_are_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+def test_the_five_notebooks_are_there():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -91,6 +91,8 @@ def test_notebook_runs_as_is(path, kernel_name, tmp_path):
         assert "reliable (AUROC >= " in out and "test split" in out
     if path.name.startswith("04"):
         assert "benchmark results:" in out
+    if path.name.startswith("05"):
+        assert "guarantee: expected false-positive rate at most 5.0%" in out and "(model) ->" in out
 
 
 def test_the_computed_side_by_side_of_notebook_04(mini_table):

@@ -207,3 +207,31 @@ def log_metrics_table(table: pd.DataFrame, prefix: str) -> None:
 
 def _clean(key: str) -> str:
     return "".join(c if c.isalnum() or c in "._-/ " else "_" for c in key)
+
+
+def log_calibration(profile, path: str | Path, data_specs: list[str], lm_params: dict,
+                    name: str | None = None) -> str:
+    """One `calibrate-<profile>-<time>` run (`detector calibrate`): the profile file as an artifact, the
+    counts, the thresholds per band, the conformal guarantee and its binomial bound. Returns the run id."""
+    name = name or f"calibrate-{_slug(Path(path).stem)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    promise, prov = profile.guarantee, profile.provenance
+    with mlflow.start_run(run_name=name, tags=run_tags(data_specs, lm_params, "calibrate"),
+                          description=f"profile {profile.name} for model {profile.model['name']} trained "
+                                      f"{profile.model['trained']}: {promise.note}") as run:
+        mlflow.log_params({"fpr": profile.thresholds.machine_fpr, "borderline_fpr": profile.thresholds.borderline_fpr,
+                           "confidence": promise.confidence, "model_digest": profile.model["digest"][:16],
+                           "texts_digest": prov["texts_digest"][:16], "engine": profile.engine})
+        metrics = {"n_texts": prov["n_texts"], "n_used": prov["n_used"], "humans_above": promise.humans_above,
+                   "fpr_upper_95": promise.fpr_upper, "promisable_fpr": promise.promisable_fpr,
+                   "machine_like_share": profile.machine_like_share, "threshold": profile.thresholds.machine,
+                   "borderline": profile.thresholds.borderline}
+        for band in profile.bands:
+            metrics[f"band_{band.from_tokens}.threshold"] = band.machine
+            metrics[f"band_{band.from_tokens}.n_humans"] = band.n_humans
+        if profile.machines:
+            metrics.update({"machines_n": profile.machines["n"], "machines_tpr": profile.machines["tpr"],
+                            "machines_tpr_shipped": profile.machines["tpr_shipped"]})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+        log_warnings(profile.warnings)
+        mlflow.log_artifact(str(path), "profile")
+        return run.info.run_id
