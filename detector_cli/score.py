@@ -236,8 +236,8 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         data = read_spec(spark, args.data, args.data_format)
         parallel = spark.sparkContext.defaultParallelism
         partitions = data.rdd.getNumPartitions()
-        # A small file is one partition (one core); local workers serve one task each and load the model
-        # for it, so there one partition per core.
+        # A small file is one partition (one core). Local workers serve one task each and load the model
+        # for it (detector.spark.LOCAL_WORKERS), so local runs get one partition per core.
         if args.partitions or partitions < parallel or (args.master.startswith("local") and partitions != parallel):
             data = data.repartition(args.partitions or parallel)
         scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,
