@@ -25,8 +25,9 @@ import pytest
 from conftest import ROOT
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -323,3 +324,10 @@ def test_a_file_that_unpacks_past_the_bound_is_refused_before_skops_reads_it(tin
     monkeypatch.setattr(detector.model_check, "MAX_UNPACKED_BYTES", 2**20)  # 1 MiB stands for 2 GiB
     with pytest.raises(ModelError, match="unpacks to 0.0 GiB, over the 0 GiB"):
         DetectorModel.load(folder)
+
+
+@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=1000),
+                                       ExtraTreesClassifier(n_estimators=3, max_depth=3)], ids=["logreg", "extra-trees"])
+def test_the_other_classifiers_a_recipe_can_hold_pass_the_check(tmp_path, estimator):
+    model = DetectorModel.load(_tiny_model(tmp_path / "model", estimator))
+    assert model.p_machine_from_features(_random_table(8, 3)).shape == (8,)
