@@ -326,8 +326,10 @@ def test_a_file_that_unpacks_past_the_bound_is_refused_before_skops_reads_it(tin
         DetectorModel.load(folder)
 
 
-@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=1000),
-                                       ExtraTreesClassifier(n_estimators=3, max_depth=3)], ids=["logreg", "extra-trees"])
+OTHER_CLASSIFIERS = [LogisticRegression(max_iter=1000), ExtraTreesClassifier(n_estimators=3, max_depth=3)]
+
+
+@pytest.mark.parametrize("estimator", OTHER_CLASSIFIERS, ids=["logreg", "extra-trees"])
 def test_the_other_classifiers_a_recipe_can_hold_pass_the_check(tmp_path, estimator):
     model = DetectorModel.load(_tiny_model(tmp_path / "model", estimator))
     assert model.p_machine_from_features(_random_table(8, 3)).shape == (8,)
