@@ -4,7 +4,8 @@ The pipeline is `features -> scale -> calibrated classifier`, text in, p(machine
 what a user needs to trust it: the LM and its revision, feature names and version, training data
 digests, validation metrics, and the verdict thresholds with the false-positive rates they were
 chosen for. Loading checks every type named in the file against an exact allow-list before anything
-is built, so a file can only rebuild those types: it cannot name a function (exec, os.system) to call.
+is built, so a file can only rebuild those types: it cannot name a function (exec, os.system) to call;
+then it checks the fitted arrays those types hold (`model_check`), so a crafted tree cannot crash it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from detector.errors import UserError, first_line
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine
 from detector.lm import check_engine
+from detector.model_check import UnsafeModel, check_pipeline, check_skops_file
 from detector.novelty import Novelty
 from detector.thresholds import Thresholds
 
@@ -243,8 +245,6 @@ class DetectorModel:
         if card.thresholds is None:
             raise ModelError(f"{card_file}: broken model card (thresholds: missing)")
         pipeline = _load_pipeline(model_file)
-        if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
-            raise ModelError(f"{model_file}: not a detector pipeline ({type(pipeline).__name__})")
         model = cls(pipeline, card.thresholds, card, Novelty.load(folder))
         model.check_engine()
         return model
@@ -265,23 +265,35 @@ def read_card(card_file: str | Path) -> ModelCard:
         raise ModelError(f"{card_file}: broken model card ({first_line(err, 120)})") from err
 
 
-def _load_pipeline(model_file: Path):
-    """skops load that builds only allow-listed types; checked before anything is constructed."""
+def _load_pipeline(model_file: Path) -> Pipeline:
+    """skops load that builds only allow-listed types (checked before anything is constructed), then
+    the fitted arrays a prediction reads (`detector.model_check`), before anything is predicted."""
     import skops.io as sio
 
     try:
         untrusted = sio.get_untrusted_types(file=model_file)
     except Exception as err:  # zipfile, JSON, schema errors: the file is not a skops dump we can read
         raise ModelError(f"{model_file}: not a readable skops model file ({type(err).__name__})") from err
+    try:
+        check_skops_file(model_file)
+    except (UnsafeModel, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ModelError(f"{model_file}: refusing a malformed model: {first_line(err, 300)}") from err
     refused = sorted(set(untrusted) - TRUSTED_TYPES)
     if refused:
         raise ModelError(f"{model_file}: refusing to load types outside the allow-list: "
                          f"{', '.join(refused)[:300]} (see README, trusted sources)")
     try:
-        return sio.load(model_file, trusted=untrusted)
+        pipeline = sio.load(model_file, trusted=untrusted)
     except Exception as err:  # a damaged but well-typed file fails while building
         raise ModelError(f"{model_file}: cannot load the model ({type(err).__name__}: "
                          f"{first_line(err, 120)})") from err
+    if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
+        raise ModelError(f"{model_file}: not a detector pipeline ({type(pipeline).__name__})")
+    try:
+        check_pipeline(pipeline, list(FEATURE_NAMES))
+    except UnsafeModel as err:
+        raise ModelError(f"{model_file}: refusing a malformed model: {first_line(err, 300)}") from err
+    return pipeline
 
 
 def _json_default(value):

@@ -220,18 +220,29 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         raise UsageError("score-corpus needs pyspark: pip install 'mgt-detector[spark]' (and Java 17)") from err
     from detector.detector import Detector
     from detector.errors import UserError
-    from detector.spark import local_session, read_spec, score_dataframe
+    from detector.spark import (
+        check_workers,
+        local_session,
+        read_spec,
+        score_dataframe,
+        spark_error_line,
+        worker_modules,
+    )
 
-    Detector.load(args.model, profile=args.profile)  # fail here, in one line, rather than in every executor
+    detector = Detector.load(args.model, profile=args.profile)  # fail here, in one line, not in every executor
     from pyspark.sql import SparkSession
 
     started = time.perf_counter()
     own = SparkSession.getActiveSession() is None  # a caller's session (e.g. a notebook's) is left running
     spark = local_session(args.master, progress=not args.quiet)
     try:
+        check_workers(spark, worker_modules(detector))
         data = read_spec(spark, args.data, args.data_format)
         parallel = spark.sparkContext.defaultParallelism
-        if args.partitions or data.rdd.getNumPartitions() < parallel:  # a small file is one partition: one core
+        partitions = data.rdd.getNumPartitions()
+        # A small file is one partition (one core). Local workers serve one task each and load the model
+        # for it (detector.spark.LOCAL_WORKERS), so local runs get one partition per core.
+        if args.partitions or partitions < parallel or (args.master.startswith("local") and partitions != parallel):
             data = data.repartition(args.partitions or parallel)
         scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,
                                  threads=args.threads, stats_cache=args.stats_cache, profile=args.profile)
@@ -242,22 +253,13 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     except Exception as err:  # Spark's Java errors are pages long; the first line says what went wrong
         if isinstance(err, (UsageError, UserError)):
             raise
-        raise UsageError(f"score-corpus failed: {_spark_error(err)}") from err
+        raise UsageError(f"score-corpus failed: {spark_error_line(err)}") from err
     finally:
         if own:
             spark.stop()
     print(f"detector: wrote {args.output}: {total} rows, {failed} with an error, "
           f"in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def _spark_error(err: Exception) -> str:
-    """One line from a Spark error: its own message (Py4J's first line only names the Java call)."""
-    message = err.getMessage() if hasattr(err, "getMessage") else None  # pyspark's captured exceptions
-    if not isinstance(message, str):
-        message = str(err)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:300]
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ def test_html_is_self_contained(report):
 
 def test_html_renders_in_headless_chromium(report, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Debian's chromium is needed for this test (.ci/run installs it)"
+    assert browser, "Debian's chromium is needed for this test (bash tests/run.sh installs it)"
     shot = tmp_path / "report.png"
     common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)

@@ -1,6 +1,6 @@
 """Scoring a corpus on Spark (local[2]) gives what `Detector.score` gives, row for row.
 
-Needs pyspark (the `spark` extra) and a Java runtime; CI installs both (.ci/run). Without them the
+Needs pyspark (the `spark` extra) and a Java runtime; `bash tests/run.sh` installs both. Without them the
 Spark tests are skipped with the reason; the pure batching test always runs.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
 import pytest
-from conftest import MINI
+from conftest import MINI, ROOT
 
 from detector.spark import OUTPUT_COLUMNS, score_texts
 
@@ -80,15 +82,80 @@ def test_spark_output_equals_detector_score(spark, corpus, default_detector):
         assert got["verdict"] == result.verdict and got["reason"] == result.reason
         assert got["n_tokens"] == result.n_tokens
 
-    # Batches of 4 texts in 2 partitions: a load per batch would show as several loads in a worker.
-    def probe(frames):  # runs in the same kind of (reused) Arrow Python worker as the scoring
-        import detector.spark
 
+
+@needs_spark
+def test_a_worker_loads_the_model_once_for_all_its_batches_and_tasks(corpus):
+    """What a Python worker runs (`_score_partitions`), twice over five batches, in this process."""
+    import detector.spark
+
+    _, rows = corpus
+    frame = pd.DataFrame({"text": [r["text"] for r in rows[:5]]})
+    before = detector.spark.LOADS["count"]
+    for _ in range(2):  # two tasks
+        out = pd.concat(detector.spark._score_partitions(iter([frame, frame.iloc[:2]]), text_column="text",
+                                                         location=None, stats_cache=None, threads=1, batch_size=2))
+        assert len(out) == 7 and out["error"].notna().sum() == 1  # rows[3] is the null text
+    assert detector.spark.LOADS["count"] == before + 1
+
+
+@needs_spark
+def test_local_workers_are_started_by_spark_not_forked_from_its_python_daemon(spark):
+    """No native state (OpenVINO's, torch's) can reach a worker through a fork: its parent is the JVM."""
+    def parent(frames):
         for frame in frames:
-            yield pd.DataFrame({"pid": [os.getpid()] * len(frame), "loads": detector.spark.LOADS["count"]})
+            with open(f"/proc/{os.getppid()}/comm") as comm:
+                yield pd.DataFrame({"parent": [comm.read().strip()] * len(frame)})
 
-    loads = spark.range(8, numPartitions=2).mapInPandas(probe, "pid long, loads long").toPandas()
-    assert loads["loads"].max() == 1, loads.drop_duplicates().to_dict("records")
+    parents = spark.range(4, numPartitions=2).mapInPandas(parent, "parent string").toPandas()
+    assert set(parents["parent"]) == {"java"}, parents
+
+
+def _without_the_interpreter_on_path(**extra) -> dict[str, str]:
+    """The environment of a cron job or service calling a venv's executables by path: the venv is not
+    activated (its folder is not on PATH) and Spark is told nothing about which Python to use."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    return {**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
+
+
+@needs_spark
+def test_score_corpus_by_the_interpreters_path_with_a_path_that_lacks_it(corpus, tmp_path, default_detector):
+    _, rows = corpus
+    rows = [r for r in rows if r["id"].startswith("mini:")][:3]
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "scored.parquet"
+    result = subprocess.run([sys.executable, "-m", "detector_cli", "score-corpus", "--data", str(path),
+                             "--output", str(out), "--quiet"], capture_output=True, text=True, timeout=900,
+                            env=_without_the_interpreter_on_path(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = pd.read_parquet(out).set_index("id")
+    expected = default_detector.score([r["text"] for r in rows])
+    for row, want in zip(rows, expected, strict=True):
+        assert written.loc[row["id"], "p_machine"] == pytest.approx(want.p_machine, abs=1e-6)
+        assert written.loc[row["id"], "verdict"] == want.verdict
+
+
+@needs_spark
+def test_a_worker_that_cannot_import_a_module_is_one_line_naming_it_and_the_fix(corpus, tmp_path):
+    """A worker interpreter without pyarrow (shadowed here by a package that fails to import)."""
+    shadow = tmp_path / "shadow" / "pyarrow"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pyarrow'\")\n")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{shadow.parent}:$PYTHONPATH" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    path, _ = corpus
+    result = subprocess.run([sys.executable, "-m", "detector_cli", "score-corpus", "--data", path,
+                             "--output", str(tmp_path / "scored.parquet"), "--quiet"],
+                            capture_output=True, text=True, timeout=600,
+                            env=_without_the_interpreter_on_path(PYSPARK_PYTHON=str(python)), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("detector: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr and "at org.apache" not in result.stderr, \
+        result.stderr[-3000:]
+    assert f"workers ({python}) cannot import pyarrow" in errors[0] and "pip install" in errors[0], errors
+    assert not (tmp_path / "scored.parquet").exists()
 
 
 @needs_spark
