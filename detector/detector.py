@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from detector.features import Analysis, features_table
 from detector.model import DetectorModel, score_or_nan, score_or_none
+from detector.normalize import MAX_READ_CHARS
 from detector.verdict import decide
 
 
@@ -78,6 +79,9 @@ class Detector:
             verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel)
             if analysis.normalized.altered:
                 reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
+            if analysis.normalized.unread:
+                reason += (f"; only its first {MAX_READ_CHARS:,} characters were read "
+                           f"({analysis.normalized.unread:,} more were not)")
             result = Result(p_value, verdict, reason, len(analysis.stats), analysis.normalized.alterations)
             if explain:
                 from detector.explain import explain as explain_analysis
