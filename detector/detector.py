@@ -74,7 +74,7 @@ class Detector:
         p = self.model.p_machine_from_features(table)
         novel = self.model.novelty_reasons(table)
         out = []
-        for analysis, p_machine, why_novel in zip(analyses, p, novel, strict=True):
+        for k, (analysis, p_machine, why_novel) in enumerate(zip(analyses, p, novel, strict=True)):
             p_value = score_or_none(p_machine)
             verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel)
             if analysis.normalized.altered:
@@ -86,7 +86,7 @@ class Detector:
             if explain:
                 from detector.explain import explain as explain_analysis
 
-                result.explanation = explain_analysis(self.model, analysis)
+                result.explanation = explain_analysis(self.model, analysis, features=table.iloc[k].to_dict())
             out.append(result)
         return out
 

@@ -75,10 +75,12 @@ def feature_pushes(model: DetectorModel, features: dict[str, float], top: int = 
     return out[:top]
 
 
-def explain(model: DetectorModel, analysis: Analysis, top: int = 5) -> dict:
+def explain(model: DetectorModel, analysis: Analysis, top: int = 5, features: dict[str, float] | None = None) -> dict:
+    """Per-sentence scores and the top features; `features` are the analysis's if the caller has them already
+    (they cost a sentence split of the whole text)."""
     return {
         "sentences": sentence_scores(model, analysis),
-        "top_features": feature_pushes(model, analysis.features(), top),
+        "top_features": feature_pushes(model, analysis.features() if features is None else features, top),
     }
 
 
