@@ -1,12 +1,16 @@
-"""Load test of `detector serve` on loopback: N requests from C concurrent clients, short and long texts.
+"""Load and soak test of `detector serve` on loopback: latency at 1, 4 and 16 concurrent clients,
+pathological texts among ordinary requests, and a soak at a steady rate with the server's memory sampled.
 
-It starts `python -m detector_cli serve` on a free loopback port itself, sends every request once (bounded
-in count and in time), stops the server, and reports errors, lost or wrong answers, p50/p95 latency and
-tokens/s, against `Detector.score` on the same texts in this process. The texts are our own: the
-fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts) and the seed;
-every text is distinct, so no request is answered from another's duplicate.
+It starts `python -m detector_cli serve` on a free loopback port (one process for every phase, as a user
+runs it), sends each request once (bounded in count and in time; the soak stops by itself), stops the
+server, then scores the same texts in this process with `Detector.score` and compares every answer with
+the direct one: verdict, reason and tokens exactly, p(machine) within 1e-12. The texts are our own: the
+fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts), the seed, and
+four pathological texts of 100,000 characters made here. It writes benchmarks/SERVE_LOAD.md and
+benchmarks/results/serve_load*.csv.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.serve_load --requests 300 --concurrency 8
+    python -m benchmarks.serve_load                              # 300 requests at 16 clients, 10-min soak
+    OMP_NUM_THREADS=1 python -m benchmarks.serve_load --quick    # a few requests, a 20 s soak: to try it
 """
 
 from __future__ import annotations
@@ -15,179 +19,283 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
+import string
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from benchmarks.throughput import busy_seconds, own_seconds
+from benchmarks import serve_client as client
+from benchmarks.environment import cpu_name
+from benchmarks.markdown import table
+from benchmarks.throughput import OtherLoad
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI = ROOT / "tests" / "fixtures" / "mini.jsonl"
 SEED = ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
+REPORT = ROOT / "benchmarks" / "SERVE_LOAD.md"
+RESULTS = ROOT / "benchmarks" / "results"
+PATHOLOGICAL_CHARS = 100_000  # the server's default --max-chars: the longest text a request may carry
 
 
-def texts_mix(n: int, long_share: float = 0.3, seed: int = 0) -> list[tuple[str, str]]:
-    """n distinct (kind, text): short (one or two fixture texts) or long (8-12 joined, or the seed once)."""
+def texts_mix(n: int, long_share: float = 0.3, seed: int = 0) -> list[str]:
+    """n distinct texts: short (one or two fixture texts) or long (8-12 joined, or the seed once)."""
     pool = [json.loads(line)["text"] for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()]
     rng = random.Random(seed)
-    out, seen = [("long", SEED.read_text(encoding="utf-8"))], {SEED.read_text(encoding="utf-8")}
+    out, seen = [SEED.read_text(encoding="utf-8")], {SEED.read_text(encoding="utf-8")}
     while len(out) < n:
-        kind = "long" if rng.random() < long_share else "short"
-        k = rng.randint(8, 12) if kind == "long" else rng.choice((1, 2))
+        k = rng.randint(8, 12) if rng.random() < long_share else rng.choice((1, 2))
         text = "\n\n".join(rng.sample(pool, k))
         if text.strip() and text not in seen:
             seen.add(text)
-            out.append((kind, text))
+            out.append(text)
     rng.shuffle(out)
     return out[:n]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pathological_texts(n: int = PATHOLOGICAL_CHARS, seed: int = 0) -> dict[str, str]:
+    rng = random.Random(seed)
+    letters = "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
+    words = " ".join(letters[i : i + rng.randint(2, 9)] for i in range(0, n, 6))[:n]
+    combining = "".join(rng.choice(string.ascii_lowercase) + "".join(chr(0x300 + rng.randrange(0x70)) for _ in range(9))
+                        for _ in range(n // 10))
+    return {"letters, no space or sentence end": letters, "one line of words, no sentence end": words,
+            "deep combining marks (9 per letter)": combining, "50,000 one-letter sentences (a!a!...)": "a!" * (n // 2)}
 
 
-def process_seconds(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def summary(answers: list[client.Answer], direct: dict[str, dict], sent: int) -> dict:
+    """Errors, lost and differing answers, and latency percentiles, of one phase."""
+    ok = [a for a in answers if a.status == 200]
+    latency = np.array([a.seconds for a in ok]) if ok else np.array([np.nan])
+    differing = sum(client.differs(a.body, direct[a.text]) for a in ok) if direct else 0
+    wall = max((a.done for a in answers), default=0) - min((a.sent for a in answers), default=0)
+    unanswered = sum(a.status == 0 for a in answers)  # no HTTP answer at all (reset, client timeout)
+    return {"requests": sent, "200": len(ok), "errors": len(answers) - len(ok) - unanswered, "lost": unanswered,
+            "unsent": sent - len(answers),
+            "differing": differing, **{f"p{q}_s": float(np.percentile(latency, q)) for q in (50, 95, 99)},
+            "max_s": float(latency.max()), "requests_per_s": len(ok) / wall if wall else float("nan")}
 
 
-def start_server(port: int, log: Path, extra: list[str]) -> subprocess.Popen:
-    with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "detector_cli", "serve", "--port", str(port), *extra], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.time() + 300
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"detector serve exited: {log.read_text()[-500:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).close()
-            return proc
-        except OSError:
-            if time.time() > deadline:
-                proc.terminate()
-                raise TimeoutError("detector serve did not come up") from None
-            time.sleep(0.5)
-
-
-def post(url: str, text: str, timeout: float) -> tuple[int, dict | str, float]:
-    body = json.dumps({"text": text}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
-            return response.status, answer, time.perf_counter() - started
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")[:200], time.perf_counter() - started
-    except OSError as err:
-        return 0, str(err)[:200], time.perf_counter() - started
-
-
-def load(url: str, texts: list[str], concurrency: int, max_seconds: float, timeout: float) -> dict:
-    """Each text sent once by one of `concurrency` client threads; stops issuing at the time bound."""
-    answers: dict[int, tuple] = {}
-    next_index, lock = [0], threading.Lock()
-    deadline = time.perf_counter() + max_seconds
-
-    def client() -> None:
-        while True:
-            with lock:
-                i = next_index[0]
-                if i >= len(texts) or time.perf_counter() > deadline:
-                    return
-                next_index[0] += 1
-            answers[i] = post(url, texts[i], timeout)
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    started = time.perf_counter()
+def pathological_phase(url: str, ordinary: list[str], odd: dict[str, str], timeout: float,
+                       gap_s: float) -> tuple[list[client.Answer], list[dict]]:
+    """4 clients send ordinary requests while each pathological text is sent once, `gap_s` apart; the
+    ordinary requests sent while one was in the server are those queued behind it."""
+    stop = threading.Event()
+    background: list[client.Answer] = []
+    threads = [threading.Thread(target=client.closed_loop_until, args=(url, ordinary[k::4], stop, background,
+                                                                       timeout)) for k in range(4)]
     for t in threads:
         t.start()
+    rows, odd_answers = [], []
+    for name, text in odd.items():
+        time.sleep(gap_s)
+        answer = client.post(url, text, timeout)
+        odd_answers.append(answer)
+        rows.append({"text": name, "status": answer.status, "served_s": answer.seconds,
+                     "window": (answer.sent, answer.done)})
+    time.sleep(gap_s)
+    stop.set()
     for t in threads:
         t.join()
-    return {"answers": answers, "wall": time.perf_counter() - started}
+    for row in rows:
+        lo, hi = row.pop("window")
+        behind = [a.seconds for a in background if lo <= a.sent <= hi and a.status == 200]
+        row["queued_behind"] = len(behind)
+        row["their_p95_s"] = float(np.percentile(behind, 95)) if behind else float("nan")
+    return background + odd_answers, rows
+
+
+def direct_scores(texts: list[str], timed: list[str]) -> tuple[dict[str, dict], dict[str, float]]:
+    """`Detector.score` of each distinct text in this process (stats cache off, as in the server, batches of
+    16 as the CLI), as JSON-ready records, and the time of each of `timed` scored alone."""
+    from detector.detector import Detector
+
+    detector = Detector()
+    detector.model.extractor.set_params(cache=None)
+    detector.score(["Warm-up: load the language model before timing."])
+    unique = list(dict.fromkeys(texts))
+    records = {}
+    for start in range(0, len(unique), 16):
+        batch = unique[start : start + 16]
+        records.update(zip(batch, (r.to_dict() for r in detector.score(batch)), strict=True))
+    seconds = {}
+    for text in timed:
+        began = time.perf_counter()
+        detector.score([text])
+        seconds[text] = time.perf_counter() - began
+    return records, seconds
+
+
+def unbounded_seconds(texts: list[str]) -> list[float]:
+    """Each text's time in `Detector.score` with the read bound lifted: what the bound saves."""
+    import detector.normalize as normalize
+    from detector.detector import Detector
+
+    detector = Detector()
+    detector.model.extractor.set_params(cache=None)
+    bound, normalize.MAX_READ_CHARS = normalize.MAX_READ_CHARS, 10**9
+    try:
+        out = []
+        for text in texts:
+            began = time.perf_counter()
+            detector.score([text])
+            out.append(time.perf_counter() - began)
+        return out
+    finally:
+        normalize.MAX_READ_CHARS = bound
+
+
+def rss_flat(samples: pd.DataFrame) -> tuple[float, float, float, bool]:
+    """The soak's RSS: its first sample, min and max (MiB), and whether every sample stays within 10% of the first."""
+    soak = samples[samples.phase == "soak"].rss_mib
+    first = float(soak.iloc[0]) if len(soak) else float("nan")
+    low, high = float(soak.min()), float(soak.max())
+    return first, low, high, bool(len(soak)) and 0.9 * first <= low and high <= 1.1 * first
+
+
+def report(args: argparse.Namespace, load: pd.DataFrame, odd: pd.DataFrame, odd_summary: dict,
+           samples: pd.DataFrame, n_texts: int) -> str:
+    import torch
+
+    first, low, high, flat = rss_flat(samples)
+    shortened = "" if args.soak_seconds >= args.soak_asked else (
+        f"**The soak was shortened** to {args.soak_seconds / 60:.1f} min of the {args.soak_asked / 60:g} asked, so "
+        f"that the whole run ended by {time.strftime('%H:%M UTC', time.gmtime(args.finish_by))}.")
+    soak = samples[samples.phase == "soak"]
+    shown = load.rename(columns={"p50_s": "p50 s", "p95_s": "p95 s", "p99_s": "p99 s", "max_s": "max s",
+                                 "requests_per_s": "answers/s", "others_cpu": "others' CPU"})
+    odd = odd.rename(columns={"served_s": "served s", "queued_behind": "requests queued behind it",
+                              "their_p95_s": "their p95 s", "direct_s": "Detector.score s",
+                              "direct_unbounded_s": "Detector.score s, unbounded"})
+    command = "python -m benchmarks.serve_load" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if v not in (None, False, "") and k in ("requests", "requests_few", "soak_rate", "server_args"))
+    command += f" --soak-seconds {args.soak_asked:g}" + (f" --finish-by {args.finish_by:.0f}" if args.finish_by else "")
+    return f"""# Load and soak test of `detector serve`
+
+Generated by `benchmarks/serve_load.py` (do not edit by hand):
+
+```bash
+{command}
+```
+
+**Machine.** {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, OMP_NUM_THREADS
+{os.environ.get("OMP_NUM_THREADS", "unset")}. {args.note}
+"others' CPU" is the share of all cores other processes used during a run (the machine may be shared).
+
+One `detector serve` process (`python -m detector_cli serve {args.server_args}`) serves every run below in
+turn; clients are threads of the benchmark on loopback. Each closed-loop client sends its next request when
+its previous one is answered; the soak sends requests at a steady rate whatever the answers' pace (by
+default 40% of the 16-client run's answers/s, so the queue need not grow). The
+{n_texts} texts are our own (the fixture set alone, in pairs or 8-12 joined, and the seed), each sent once
+per run (the soak cycles through them). Every answer is compared with `Detector.score` on the same text in
+the benchmark's own process: verdict, reason and token count exactly, p(machine) within
+{client.P_TOLERANCE:g} (the classifier's float sums differ in the last bits with the number of rows it is
+given at once; 1e-16 seen) ("differing"). "lost":
+no HTTP answer at all; "unsent": not sent within the run's time bound (`--max-seconds`); "errors": any
+other status than 200. The runs are listed in the order they ran.
+
+## Load
+
+{table(shown, 2)}
+
+## Pathological texts among ordinary requests
+
+Four clients send ordinary requests while each text below ({PATHOLOGICAL_CHARS:,} characters, the
+server's default `--max-chars`) is sent once. "Requests queued behind it": ordinary requests sent while it
+was in the server; "their p95": their latency (to compare with the 4-client run's p95 above:
+{load.set_index("clients").p95_s.get("4", float("nan")):.2f} s). The detector reads the first 20,000
+characters of a text (`detector/normalize.py` `MAX_READ_CHARS`) and splits sentences in pieces of at most
+96 sentence ends (`detector/text.py`); "unbounded" is the same text's time in `Detector.score` with the read
+bound lifted (the sentence-piece bound stays).
+All {odd_summary['requests']} answers of this run: {odd_summary['errors']} errors, {odd_summary['lost']} lost,
+{odd_summary['differing']} differing from `Detector.score`.
+
+{table(odd, 2)}
+
+## Memory over the soak
+
+{shortened} Resident memory of the server process, sampled every {args.rss_every:g} s ({len(samples)} samples over the
+whole run, {len(soak)} in the soak; all in `benchmarks/results/serve_load_rss.csv`): at the soak's start
+{first:.0f} MiB, min {low:.0f}, max {high:.0f} MiB over the soak; within ±10% of its start:
+**{"yes" if flat else "no"}**. Over the whole run: {samples.rss_mib.min():.0f}-{samples.rss_mib.max():.0f} MiB.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-seconds", type=float, default=1800, help="stop issuing requests after this long")
+    parser.add_argument("--requests", type=int, default=300, help="requests of the 16-client run")
+    parser.add_argument("--requests-few", type=int, default=100, help="requests of the 1- and 4-client runs")
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--soak-rate", type=float, help="requests/s in the soak (default: 40%% of the 16-client rate)")
+    parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between RSS samples")
+    parser.add_argument("--max-seconds", type=float, default=900, help="stop issuing requests in a run after this")
     parser.add_argument("--timeout", type=float, default=300, help="client-side timeout of one request")
-    parser.add_argument("--server-args", default="", help="extra `detector serve` options, e.g. '--batch-size 8'")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--server-args", default="", help="extra `detector serve` options, e.g. '--timeout 120'")
+    parser.add_argument("--finish-by", type=float, metavar="EPOCH_SECONDS",
+                        help="shorten the soak so the whole run ends by then (its scoring after the soak included)")
+    parser.add_argument("--note", default="", help="a line about the conditions, written into the report")
+    parser.add_argument("--no-unbounded", action="store_true", help="skip timing the pathological texts unbounded")
+    parser.add_argument("--quick", action="store_true", help="a few requests and a 20 s soak; writes no report")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.requests_few, args.soak_seconds, args.rss_every = 8, 4, 20, 2
 
-    mix = texts_mix(args.requests)
-    texts = [t for _, t in mix]
-    print(f"{len(texts)} distinct texts: {sum(k == 'short' for k, _ in mix)} short, "
-          f"{sum(k == 'long' for k, _ in mix)} long; {args.concurrency} concurrent clients", file=sys.stderr)
-
-    # The server first (its own process, as a user runs it), then the same texts in this process.
-    port = free_port()
+    texts = texts_mix(args.requests)
+    odd = pathological_texts()
     log = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
-    proc = start_server(port, log, args.server_args.split())
+    server = client.Server(log, args.server_args.split())
+    rss = client.RssSampler(server.pid, args.rss_every)
+    runs = []
     try:
-        busy0, server0, own0 = busy_seconds(), process_seconds(proc.pid), own_seconds()
-        run = load(f"http://127.0.0.1:{port}/v1/score", texts, args.concurrency, args.max_seconds, args.timeout)
-        busy, server_cpu, own = (busy_seconds() - busy0, process_seconds(proc.pid) - server0, own_seconds() - own0)
+        rss.start()
+        for clients, n in ((16, args.requests), (4, args.requests_few), (1, args.requests_few)):  # the must first
+            with OtherLoad() as load:
+                answers = client.closed_loop(server.url, texts[:n], clients, args.max_seconds, args.timeout)
+            runs.append((f"{clients} client{'s' * (clients > 1)}", str(clients), answers, n, load.share))
+            print(f"{clients} clients: {len(answers)} answers", file=sys.stderr)
+        odd_all, odd_rows = pathological_phase(server.url, texts, odd, args.timeout, 2 if args.quick else 5)
+        served_rate = summary(runs[0][2], {}, runs[0][3])["requests_per_s"]
+        args.soak_asked = args.soak_seconds
+        if args.finish_by:  # what is left after the soak: scoring every text once more here, at the served pace
+            after = 1.3 * (len(texts) + len(odd)) / served_rate + (0 if args.no_unbounded else 120) + 60
+            args.soak_seconds = min(args.soak_seconds, max(args.finish_by - time.time() - after, 60))
+        with OtherLoad() as load:
+            rate = args.soak_rate or round(0.4 * served_rate, 2)
+            rss.mark("soak")
+            soak = client.steady(server.url, texts, rate, args.soak_seconds, args.timeout)
+            rss.mark("end")
+        runs.append((f"soak, {args.soak_seconds / 60:.1f} min", f"steady {rate:g}/s", soak, len(soak),
+                     load.share))
     finally:
-        proc.terminate()
-        proc.wait(60)
-    cores = os.cpu_count() or 1
-    wall = run["wall"]
-    others = max(busy - server_cpu - own, 0.0) / (wall * cores)
+        rss.stop()
+        server.stop()
 
-    from detector.detector import Detector
-
-    detector = Detector()
-    detector.model.extractor.set_params(cache=None)  # as the server: every text through the LM
-    detector.score(["Warm-up: load the language model before timing."])
-    started = time.perf_counter()
-    direct = []
-    for start in range(0, len(texts), 16):  # the CLI's default batch
-        direct += detector.score(texts[start : start + 16])
-    direct_wall = time.perf_counter() - started
-
-    answers = run["answers"]
-    ok = {i: a for i, (code, a, _) in answers.items() if code == 200}
-    errors = {i: (code, a) for i, (code, a, _) in answers.items() if code != 200}
-    lost = len(texts) - len(answers)  # never sent (time bound) or no answer at all
-    wrong = [i for i, a in ok.items()
-             if a["verdict"] != direct[i].verdict or a["n_tokens"] != direct[i].n_tokens
-             or abs((a["p_machine"] or 0) - (direct[i].p_machine or 0)) > 1e-3]
-    latency = np.array([answers[i][2] for i in ok])
-    tokens = sum(a["n_tokens"] for a in ok.values())
-    direct_tokens = sum(r.n_tokens for r in direct)
-    figures = {
-        "requests": len(texts), "answered_200": len(ok), "errors": len(errors), "lost": lost,
-        "answers_differing_from_direct": len(wrong), "concurrency": args.concurrency,
-        "wall_s": round(wall, 1), "requests_per_s": round(len(ok) / wall, 2),
-        "latency_p50_s": round(float(np.percentile(latency, 50)), 2) if len(latency) else None,
-        "latency_p95_s": round(float(np.percentile(latency, 95)), 2) if len(latency) else None,
-        "latency_max_s": round(float(latency.max()), 2) if len(latency) else None,
-        "tokens": tokens, "served_tokens_per_s": round(tokens / wall, 1),
-        "direct_wall_s": round(direct_wall, 1), "direct_tokens_per_s": round(direct_tokens / direct_wall, 1),
-        "served_vs_direct": round((tokens / wall) / (direct_tokens / direct_wall), 2),
-        "server_cpu_share": round(server_cpu / (wall * cores), 2), "other_processes_cpu_share": round(others, 2),
-        "cores": cores, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
-    }
-    for i, (code, answer) in list(errors.items())[:5]:
-        print(f"error: request {i}: {code} {answer}", file=sys.stderr)
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    return 0 if not errors and not lost and not wrong else 1
+    direct, direct_s = direct_scores(texts + list(odd.values()), list(odd.values()))
+    table_load = pd.DataFrame([{"run": name, "clients": clients, **summary(answers, direct, sent),
+                                "others_cpu": share} for name, clients, answers, sent, share in runs])
+    for row, text in zip(odd_rows, odd.values(), strict=True):
+        row["characters"] = len(text)
+        row["direct_s"] = direct_s[text]
+    if not args.no_unbounded:
+        for row, seconds in zip(odd_rows, unbounded_seconds(list(odd.values())), strict=True):
+            row["direct_unbounded_s"] = seconds
+    odd_summary = summary(odd_all, direct, len(odd_all))
+    samples = rss.frame()
+    print(table(table_load, 2), table(pd.DataFrame(odd_rows), 2), sep="\n\n")
+    if args.quick:
+        return 0
+    RESULTS.mkdir(exist_ok=True)
+    table_load.to_csv(RESULTS / "serve_load.csv", index=False)
+    pd.DataFrame(odd_rows).to_csv(RESULTS / "serve_load_pathological.csv", index=False)
+    samples.to_csv(RESULTS / "serve_load_rss.csv", index=False)
+    REPORT.write_text(report(args, table_load, pd.DataFrame(odd_rows), odd_summary, samples, len(texts)))
+    bad = int(table_load[["errors", "lost", "unsent", "differing"]].to_numpy().sum()) + odd_summary["differing"]
+    return 0 if bad == 0 else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from detector.calibration import CalibrationProfile
 from detector.features import Analysis, features_table
 from detector.model import DetectorModel, score_or_nan, score_or_none
+from detector.normalize import MAX_READ_CHARS
 from detector.verdict import decide
 
 
@@ -85,17 +86,20 @@ class Detector:
         p = self.model.p_machine_from_features(table)
         novel = self.model.novelty_reasons(table)
         out = []
-        for analysis, p_machine, why_novel in zip(analyses, p, novel, strict=True):
+        for k, (analysis, p_machine, why_novel) in enumerate(zip(analyses, p, novel, strict=True)):
             p_value = score_or_none(p_machine)
             verdict, reason = decide(p_value, len(analysis.stats), analysis.text, self.model.thresholds, why_novel,
                                      self.profile.name if self.profile is not None else None)
             if analysis.normalized.altered:
                 reason += f"; the text was altered in ways a reader cannot see ({analysis.normalized.describe()})"
+            if analysis.normalized.unread:
+                reason += (f"; only its first {MAX_READ_CHARS:,} characters were read "
+                           f"({analysis.normalized.unread:,} more were not)")
             result = Result(p_value, verdict, reason, len(analysis.stats), analysis.normalized.alterations)
             if explain:
                 from detector.explain import explain as explain_analysis
 
-                result.explanation = explain_analysis(self.model, analysis)
+                result.explanation = explain_analysis(self.model, analysis, features=table.iloc[k].to_dict())
             out.append(result)
         return out
 

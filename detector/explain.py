@@ -18,10 +18,15 @@ from detector.model import DetectorModel, score_or_none
 from detector.text import sentence_spans
 
 WINDOW_SENTENCES = 1  # neighbours on each side included when scoring a sentence
+# Each scored sentence costs a feature row (a sentence split of its window): a text of 10,000 one-word
+# sentences would take minutes. Later sentences are listed unscored (p_machine None); prose read whole
+# (at most 20,000 characters) has a few hundred.
+MAX_SCORED_SENTENCES = 500
 
 
 def sentence_scores(model: DetectorModel, analysis: Analysis) -> list[dict]:
-    """[{start, end, text, p_machine, n_tokens}] for each sentence of the normalised text."""
+    """[{start, end, text, p_machine, n_tokens}] for each sentence of the normalised text (p_machine None
+    after the first MAX_SCORED_SENTENCES)."""
     text, stats = analysis.text, analysis.stats
     spans = sentence_spans(text)
     if not spans or not len(stats):
@@ -32,12 +37,13 @@ def sentence_scores(model: DetectorModel, analysis: Analysis) -> list[dict]:
         w_hi = spans[min(len(spans) - 1, i + WINDOW_SENTENCES)][1]
         inside = np.flatnonzero((stats.start >= w_lo) & (stats.start < w_hi))
         window_stats = stats.slice(inside[0], inside[-1] + 1) if len(inside) else stats.slice(0, 0)
-        windows.append(features_of(window_stats, text[w_lo:w_hi]))
+        if i < MAX_SCORED_SENTENCES:
+            windows.append(features_of(window_stats, text[w_lo:w_hi]))
         n_own = int(((stats.start >= lo) & (stats.start < hi)).sum())
         rows.append({"start": lo, "end": hi, "text": text[lo:hi], "n_tokens": n_own})
     p = model.p_machine_from_features(pd.DataFrame(windows, columns=FEATURE_NAMES, dtype=float))
-    for row, value in zip(rows, p, strict=True):
-        row["p_machine"] = score_or_none(value)
+    for k, row in enumerate(rows):
+        row["p_machine"] = score_or_none(p[k]) if k < len(windows) else None
     return rows
 
 
@@ -69,10 +75,12 @@ def feature_pushes(model: DetectorModel, features: dict[str, float], top: int = 
     return out[:top]
 
 
-def explain(model: DetectorModel, analysis: Analysis, top: int = 5) -> dict:
+def explain(model: DetectorModel, analysis: Analysis, top: int = 5, features: dict[str, float] | None = None) -> dict:
+    """Per-sentence scores and the top features; `features` are the analysis's if the caller has them already
+    (they cost a sentence split of the whole text)."""
     return {
         "sentences": sentence_scores(model, analysis),
-        "top_features": feature_pushes(model, analysis.features(), top),
+        "top_features": feature_pushes(model, analysis.features() if features is None else features, top),
     }
 
 

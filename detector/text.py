@@ -14,7 +14,10 @@ _LINE_BREAKS = re.compile(r"\n+")
 # pysbd's time grows with the square of the sentences it is given at once ("a!" * 10_000: 13 s), so a
 # long line is cut into pieces of about CHUNK characters first, preferably after a word of 3+ lowercase
 # letters ending a sentence before a capital (never after "Dr." or "D.C."), else after any . ! ?
+# A piece also ends by its MAX_ENDS-th . ! ? (prose has a dozen per 1,000 characters, "a!a!a!..." 500): no
+# research text has so many, so their sentences are as before.
 CHUNK = 1000
+MAX_ENDS = 96
 _GOOD_CUT = re.compile(r"(?<=[a-z]{3}[.!?])[\"'”’)\]]*\s+(?=[\"“'(\[]?[A-Z])")
 _ANY_CUT = re.compile(r"[.!?…]+[\"'”’)\]]*\s*")
 # The identifier must be this sure of another language before a text is called not English: lists,
@@ -54,15 +57,21 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _chunks(line: str, limit: int = CHUNK) -> list[tuple[int, int]]:
-    """Spans of `line` of about `limit` characters, cut where a sentence surely ends (see CHUNK)."""
+def _chunks(line: str, limit: int = CHUNK, max_ends: int = MAX_ENDS) -> list[tuple[int, int]]:
+    """Spans of `line` of about `limit` characters or `max_ends` sentence ends, cut where a sentence surely
+    ends (see CHUNK)."""
     out, start = [], 0
-    while len(line) - start > limit:
+    while True:
+        ends = [m.end() for m in _ANY_CUT.finditer(line, start + 1, start + limit)]
+        dense = len(ends) > max_ends
+        if len(line) - start <= limit and not dense:
+            break
+        stop = ends[max_ends - 1] if dense else start + limit
         cut = None
         for pattern in (_GOOD_CUT, _ANY_CUT):
-            ends = [m.end() for m in pattern.finditer(line, start + 1, start + limit)]
-            if ends:
-                cut = ends[-1]
+            found = [m.end() for m in pattern.finditer(line, start + 1, stop)]
+            if found:
+                cut = found[-1]
                 break
         if cut is None:  # no punctuation for `limit` characters: cheap for pysbd, so run on to the next
             found = _ANY_CUT.search(line, start + limit)

@@ -334,8 +334,10 @@ def add_serve_command(sub) -> None:
     serve.add_argument("--max-texts", type=int, default=64, help="most texts in one request")
     serve.add_argument("--max-chars", type=int, default=100_000, help="longest text in characters")
     serve.add_argument("--queue-size", type=int, default=64, help="requests waiting before 503")
-    serve.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait before 504")
-    serve.add_argument("--batch-size", type=int, default=16, help="texts batched into one LM call")
+    serve.add_argument("--timeout", type=float, default=60.0, help="a request's deadline, seconds from its "
+                       "arrival; past it: 504")
+    serve.add_argument("--batch-size", type=int, default=16, help="texts the worker takes at once (one "
+                       "features/classifier call; the LM scores each alone)")
     add_lm_options(serve)
     serve.add_argument("--log-texts", action="store_true", help="log each text and its verdict (default: none)")
     serve.set_defaults(func=cmd_serve)

@@ -136,9 +136,11 @@ def test_plain_text_body_matches_the_cli_json(api, capsys):
 
 
 def test_concurrent_requests_each_get_their_own_answer(detector):
-    """Requests batched together into one LM call still get their own records, the same as alone."""
+    """Requests batched together still get their own records, those of each text scored alone: the LM scores
+    one window per pass whatever else is waiting, and the classifier each row on its own (its float sums
+    differ in the last bits with the number of rows)."""
     texts = [json.loads(line)["text"] for line in MINI.read_text(encoding="utf-8").splitlines()[:8]]
-    direct = detector.score(texts)
+    direct = [detector.score([text])[0] for text in texts]
     answers: dict[int, tuple] = {}
 
     def ask(i: int) -> None:
@@ -154,7 +156,20 @@ def test_concurrent_requests_each_get_their_own_answer(detector):
     for i, d in enumerate(direct):
         code, _, record = answers[i]
         assert code == 200 and record["n_tokens"] == d.n_tokens and record["verdict"] == d.verdict
-        assert record["p_machine"] == pytest.approx(d.p_machine, abs=1e-3)  # padding in a batch moves floats a hair
+        assert record["p_machine"] == pytest.approx(d.p_machine, abs=1e-12) and record["reason"] == d.reason
+
+
+def test_a_pathological_text_is_read_to_the_bound_and_answered_as_detector_score_answers(detector):
+    text = "a!" * 3_000 + "b" * 20_000  # 3,000 one-letter sentences, then one long run without a space
+    with running(create_app(detector, ServeConfig())) as base:
+        code, _, record = call(base, "/v1/score", {"text": text, "explain": True})
+    assert code == 200
+    [direct] = detector.score([text], explain=True)
+    assert record["p_machine"] == pytest.approx(direct.p_machine, abs=1e-12) and record["reason"] == direct.reason
+    assert "only its first 20,000 characters were read (6,000 more were not)" in record["reason"]
+    sentences = record["explanation"]["sentences"]
+    assert len(sentences) > 3_000 and sentences[0]["p_machine"] is not None
+    assert sentences[-1]["p_machine"] is None  # past the scored sentences: listed, not scored
 
 
 def test_render_uses_the_report_template(api):
@@ -316,6 +331,46 @@ def test_slow_request_is_504(detector):
     gated = Gated(detector)
     with running(create_app(gated, ServeConfig(timeout_s=1.0))) as base, opened(gated):
         assert_error(call(base, "/v1/score", {"text": HUMAN_TEXT}), 504, "1 s", "--timeout")
+
+
+class Recording(Gated):
+    """The gated detector, recording which texts it was asked to analyse."""
+
+    def __init__(self, inner: Detector):
+        super().__init__(inner)
+        self.analysed: list[str] = []
+
+    def analyse(self, texts):
+        self.analysed += texts
+        return super().analyse(texts)
+
+
+def test_a_request_past_its_deadline_is_answered_504_and_never_scored(detector):
+    """One slow request cannot make the worker spend time on those that waited past their deadline behind it."""
+    recording = Recording(detector)
+    answers: dict[str, tuple] = {}
+
+    def ask(name: str, text: str) -> None:
+        answers[name] = call(base, "/v1/score", {"text": text})
+
+    with running(create_app(recording, ServeConfig(timeout_s=2.0))) as base, opened(recording):
+        slow = threading.Thread(target=ask, args=("slow", HUMAN_TEXT))
+        slow.start()
+        assert recording.entered.wait(60)  # the worker holds the first request at the gate
+        behind = threading.Thread(target=ask, args=("behind", HUMAN_TEXT_2))
+        behind.start()
+        behind.join(60)
+        slow.join(60)
+        recording.gate.set()
+        deadline = time.time() + 120  # the worker finishes the slow one, then takes the next request
+        while recording.analysed == [HUMAN_TEXT]:
+            marker = "The gate is open now and this request arrived well within its deadline."
+            fresh = call(base, "/v1/score", {"text": marker})
+            assert time.time() < deadline
+        assert fresh[0] == 200
+    assert_error(answers["slow"], 504, "--timeout")
+    assert_error(answers["behind"], 504, "--timeout")
+    assert HUMAN_TEXT_2 not in recording.analysed and recording.analysed[0] == HUMAN_TEXT
 
 
 # ----------------------------------------------------------------------------------------- exposure
