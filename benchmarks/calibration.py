@@ -25,7 +25,7 @@ from benchmarks.markdown import table as markdown_table
 from detector.calibration import CalibrationError, build_profile, fpr_upper_bound, minimum_humans
 from detector.model import DetectorModel
 from detector.verdict import MACHINE
-from train.default import RECIPE
+from train.default import SETTING
 from train.fit import FeatureData
 from train.protocol import Setting, verdicts
 from train.splits import train_val_test
@@ -137,7 +137,7 @@ def write_report(table: pd.DataFrame, curve: pd.DataFrame, figure: Path, out: Pa
     mean = done[["before_human_called_machine", "after_human_called_machine", "before_tpr", "after_tpr"]].mean()
     lines = [
         "# Calibrating to a new set's own humans (held-out protocol)", "",
-        f"Regenerate: `{command}` (feature table `{source}`, recipe {RECIPE}, no LM).", "",
+        f"Regenerate: `{command}` (feature table `{source}`, setting {SETTING.name}, no LM).", "",
         "Each row fits the recipe without one dataset (or domain), as the held-out protocol does; then half of "
         f"that set's humans (at most {MAX_CALIBRATION}, seeded) calibrate a profile for {fpr:.0%} false positives "
         "(split-conformal thresholds per length band, their feature rows added to the novelty references), and "
@@ -192,7 +192,7 @@ def run(features: str | Path, out: Path = OUT, fpr: float = 0.01, seed: int = 0,
         command: str = "python -m benchmarks.calibration data/features/default-v2.parquet") -> Path:
     """Everything above from one feature table: CSVs in results/, the figure in plots/, CALIBRATION.md."""
     data, _ = FeatureData.load(features)
-    models = held_out_models(data, Setting(RECIPE), seed=seed)
+    models = held_out_models(data, SETTING, seed=seed)
     table = calibration_table(models, fpr, seed)
     curve = tpr_by_size(models, seed=seed)
     (out / "results").mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from detector import metrics
 from detector.cache import StatsCache
+from detector.dynamics import DYNAMICS_FEATURES, dynamics_features
 from detector.lm import (
     DEFAULT_DTYPE,
     DEFAULT_LM,
@@ -37,7 +38,8 @@ from detector.token_stats import TokenStats
 
 # Bump when a feature's definition changes: models record it and refuse a mismatch.
 # 2: sentences from pysbd (sent_len_mean, sent_len_std, burstiness), homoglyphs from Unicode's confusables.
-FEATURE_VERSION = 2
+# 3: the surprisal-series features of detector/dynamics.py.
+FEATURE_VERSION = 3
 
 LM_FEATURES = {
     "logp_mean": "mean token log-probability (likelihood)",
@@ -74,7 +76,7 @@ ZERO_SHOT_FEATURES = {
     "entropy": ("entropy_mean", -1), "fast_detectgpt": ("fast_detectgpt", 1), "binoculars": ("binoculars", 1),
 }
 
-FEATURES: dict[str, str] = {**LM_FEATURES, **STYLOMETRIC_FEATURES}
+FEATURES: dict[str, str] = {**LM_FEATURES, **DYNAMICS_FEATURES, **STYLOMETRIC_FEATURES}
 FEATURE_NAMES: list[str] = list(FEATURES)
 
 
@@ -122,7 +124,7 @@ def lm_features(stats: TokenStats, text: str, spans: list[tuple[int, int]] | Non
 def features_of(stats: TokenStats, text: str) -> dict[str, float]:
     """All features of one (normalised) text from its token statistics."""
     spans = sentence_spans(text)  # once: both families use the sentences
-    return {**lm_features(stats, text, spans), **stylometric_features(text, spans)}
+    return {**lm_features(stats, text, spans), **dynamics_features(stats, text), **stylometric_features(text, spans)}
 
 
 @dataclass

@@ -22,6 +22,10 @@ class Thresholds:
     # [[from_tokens, machine, borderline], ...] ascending: longer texts carry more evidence, so their
     # human scores spread less and a lower threshold keeps the same false-positive rate.
     by_length: list[list[float]] | None = None
+    # For texts the novelty check flags: the threshold set on the validation humans it flags too (the
+    # humans least like the references, the nearest thing to an unseen domain). None: such texts are
+    # never called `machine`, only `uncertain` (the veto).
+    novel: float | None = None
 
     def for_length(self, n_tokens: int) -> tuple[float, float]:
         """(machine, borderline) thresholds for a text of `n_tokens` tokens."""

@@ -56,6 +56,10 @@ def verdict_rule(p_machine: float | None, n_tokens: int, problem: str | None, th
     machine, borderline = thresholds.for_length(n_tokens)
     of = f" of profile {profile}" if profile else ""
     if p_machine > machine:
+        if novel and thresholds.novel is not None and p_machine > thresholds.novel:
+            return MACHINE, (f"p(machine) {p_machine:.2f} is above the threshold {thresholds.novel:.2f}{of} set "
+                             f"for at most {thresholds.machine_fpr:.0%} false positives on the human texts least "
+                             f"like the references, as this one is ({novel})")
         if novel:
             return UNCERTAIN, (f"p(machine) {p_machine:.2f} is above the threshold {machine:.2f}{of}, but "
                                f"the text is unlike the human texts the threshold was set on ({novel})")

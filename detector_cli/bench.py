@@ -30,12 +30,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 def cmd_protocol(args: argparse.Namespace, command: str) -> int:
     from benchmarks.protocol_report import write_protocol
-    from train.default import FEATURES_DIR, RECIPE
-    from train.protocol import Setting
+    from train.default import BEFORE_TABLE, FEATURES_DIR, MANIFEST, SETTING
 
-    name = manifest_name(args.manifest)
+    name = manifest_name(MANIFEST)  # the shipped model's training table
     path = write_protocol(Path(args.out), FEATURES_DIR / f"{name}.parquet", FEATURES_DIR / "references.parquet",
-                          Setting(RECIPE), command)
+                          SETTING, command, before=BEFORE_TABLE)
     print(f"wrote {path}")
     return EXIT_OK
 

@@ -13,7 +13,8 @@ from detector.novelty import NOVELTY_FEATURES, Novelty
 from detector.thresholds import Thresholds
 from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
 from train.fit import META_COLUMNS, FeatureData
-from train.protocol import BEFORE, Setting, leave_one_out, worst_case, zero_shot_scores
+from train.balance import balanced_rows
+from train.protocol import BEFORE, Setting, choose, leave_one_out, worst_case, zero_shot_scores
 from train.recipes import RECIPES, get_recipe
 
 
@@ -64,6 +65,14 @@ def test_novel_text_is_uncertain_not_accused():
     assert verdict_rule(0.9, 10, None, t)[0] == UNCERTAIN  # too short
 
 
+def test_a_novel_text_needs_the_stricter_threshold_when_one_is_set():
+    t = Thresholds(machine=0.8, machine_fpr=0.01, borderline=0.6, borderline_fpr=0.05, min_tokens=16, novel=0.95)
+    assert verdict_rule(0.9, 100, None, t, "novelty 9.0 > 4.0")[0] == UNCERTAIN  # above 0.8, not 0.95
+    verdict, reason = verdict_rule(0.97, 100, None, t, "novelty 9.0 > 4.0")
+    assert verdict == MACHINE and "0.95" in reason and "least like the references" in reason
+    assert verdict_rule(0.9, 100, None, t)[0] == MACHINE  # not novel: the usual threshold
+
+
 def test_recipes_and_monotone_directions():
     assert get_recipe("hgb").name == "hgb-all" and get_recipe("logreg-core").features
     with pytest.raises(ValueError, match="unknown recipe"):
@@ -102,14 +111,46 @@ def test_feature_table_keeps_no_text(tmp_path):
 def test_protocol_holds_out_each_dataset():
     data = synthetic_data()
     rows = leave_one_out(data, "dataset", Setting("logreg-core", references=False), seed=0)
-    assert list(rows["held_out"]) == ["a", "b", "c"]
-    assert (rows["auroc"] > 0.8).all()  # the synthetic shift is learnable across sets
+    whole = rows[rows["part"] == "all"]
+    assert list(whole["held_out"]) == ["a", "b", "c"]
+    assert (whole["auroc"] > 0.8).all()  # the synthetic shift is learnable across sets
+    assert set(rows["part"]) == {"all", "tokens 128-255"}  # every text has 200 tokens: one length band
     zero = zero_shot_scores(data.features)
     assert set(zero.columns) == set(ZERO_SHOT_FEATURES)
-    assert rows["human_called_machine"].between(0, 1).all() and rows["n_human"].sum() == 120
+    assert whole["human_called_machine"].between(0, 1).all() and whole["n_human"].sum() == 120
+    assert (whole["tpr_at_1fpr"] >= 0).all()
     before = leave_one_out(data, "dataset", BEFORE)
     summary = worst_case(pd.concat([rows, before]))
     assert len(summary) == 2 and (summary["worst_auroc"] <= summary["mean_auroc"]).all()
+    assert (summary["worst_tpr_at_rule"] <= summary["mean_tpr_at_rule"]).all()
+
+
+def test_the_selection_keeps_the_promise_before_it_counts_detections():
+    summary = pd.DataFrame({"setting": ["bold", "careful", "timid"], "mean_tpr_at_rule": [0.9, 0.5, 0.1],
+                            "worst_human_called_machine": [0.05, 0.01, 0.0],
+                            "keeps_promise": [False, True, True]})
+    assert choose(summary) == "careful"
+    assert choose(summary.iloc[:1]) == "bold"  # none keeps it: the one that breaks it least
+
+
+def test_a_previous_rounds_table_trains_and_the_new_one_tests(tmp_path):
+    data = synthetic_data()
+    old = synthetic_data(seed=1)
+    old.features["zlib_ratio"] = np.nan  # a feature the older table lacks
+    rows = leave_one_out(data, "dataset", Setting("logreg-core", references=False), train_on=old)
+    assert (rows.loc[rows["part"] == "all", "n_human"] == 40).all()  # tested on the new table's sets
+
+
+def test_balanced_rows_cap_each_cell_and_match_humans_to_machines():
+    rng = np.random.default_rng(0)
+    n = 3000
+    table = pd.DataFrame({"dataset": "d", "domain": "x", "label": (rng.random(n) < 0.8).astype(int),
+                          "attack": None})
+    table["generator"] = np.where(table["label"] == 1, rng.choice(["g1", "g2"], n, p=[0.9, 0.1]), "human")
+    keep = balanced_rows(table, np.full(n, 300), cap=100)
+    kept = table[keep]
+    assert kept.groupby("generator").size().to_dict() == {"g1": 100, "g2": 100, "human": 200}
+    assert (balanced_rows(table, np.full(n, 300), cap=100) == keep).all()  # seeded
 
 
 def test_cli_recipe_names_match_the_recipes():

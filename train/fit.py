@@ -20,8 +20,9 @@ from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, Scoring
 from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
 from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty
-from detector.thresholds import Thresholds
+from detector.thresholds import Thresholds, threshold_for_fpr
 from train import metrics
+from train.balance import balanced_rows
 from train.data import DataError
 from train.recipes import get_recipe
 from train.splits import train_val_test
@@ -88,15 +89,17 @@ class FeatureData:
         pq.write_table(arrow, path, compression="zstd")
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple[FeatureData, dict[str, str]]:
-        """A table written by `save` (its texts are not in it) and its metadata."""
+    def load(cls, path: str | Path, missing_features: bool = False) -> tuple[FeatureData, dict[str, str]]:
+        """A table written by `save` (its texts are not in it) and its metadata. With `missing_features`,
+        features it lacks (a table of an older feature version) are NaN instead of a KeyError."""
         import pyarrow.parquet as pq
 
         arrow = pq.read_table(path)
         metadata = {k.decode(): v.decode() for k, v in (arrow.schema.metadata or {}).items() if k != b"pandas"}
         frame = arrow.to_pandas()
         table = frame[META_COLUMNS].assign(text=None)
-        return cls(table, frame[FEATURE_NAMES].astype(float), frame["n_tokens"].to_numpy(),
+        features = frame.reindex(columns=FEATURE_NAMES) if missing_features else frame[FEATURE_NAMES]
+        return cls(table, features.astype(float), frame["n_tokens"].to_numpy(),
                    frame["problem"].to_numpy(dtype=object)), metadata
 
 
@@ -137,15 +140,17 @@ def human_groups(table: pd.DataFrame) -> np.ndarray:
 
 def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 0, fpr: float = 0.01,
                  references: FeatureData | None = None, novelty: bool = True, rule: str = "by-length",
-                 novelty_quantile: float = 0.9, **extractor_params) -> DetectorModel:
-    """Fit `recipe` on `train`; choose the reliable length and the thresholds on `val` (+ references).
+                 novelty_quantile: float = 0.9, classifier: Pipeline | None = None,
+                 novelty_rule: str = "veto", **extractor_params) -> DetectorModel:
+    """Fit `recipe` on `train` (or take `classifier`, already fitted on it); choose the reliable length
+    and the thresholds on `val` (+ references).
 
     Thresholds follow the worst-group rule over the validation humans of each dataset:domain and the
     human reference texts (out-of-domain prose that no machine text accompanies), in each length band
     (rule "by-length", the default) or over all lengths at once ("worst-group"); "pooled" is the v1
     rule (one quantile over all validation humans), kept to show what the new ones change.
     """
-    pipeline = detector_pipeline(fit_classifier(train, recipe, seed), **extractor_params)
+    pipeline = detector_pipeline(classifier or fit_classifier(train, recipe, seed), **extractor_params)
     model = DetectorModel(pipeline, Thresholds(1.0, fpr, 1.0, 0.05))
     val_p = model.p_machine_from_features(val.features)
     val_y = val.table["label"].to_numpy()
@@ -174,7 +179,17 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         if references is not None:
             train_humans = pd.concat([train_humans, references.features])
         model.novelty = Novelty.fit(train_humans, val.features[val_y == 0], quantile=novelty_quantile)
+        if novelty_rule == "threshold":  # novel texts get a stricter threshold instead of the veto
+            flagged = model.novelty.score(humans.features) > model.novelty.cut
+            if flagged.sum() >= MIN_FLAGGED_HUMANS:
+                model.thresholds.novel = max(threshold_for_fpr(human_p[flagged], fpr),
+                                             max(t for _, t, _ in model.thresholds.by_length or [[0, 0, 0]]),
+                                             model.thresholds.machine)
     return model
+
+
+# A threshold for novel texts is set only on this many flagged validation humans (else: the veto).
+MIN_FLAGGED_HUMANS = 100
 
 
 @dataclass
@@ -191,8 +206,10 @@ class TrainingReport:
 
 def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01, seed: int = 0,
                    split: pd.Series | None = None, references: FeatureData | None = None, novelty: bool = True,
-                   **extractor_params) -> tuple[DetectorModel, TrainingReport]:
-    """Fit on the train split; thresholds and reliable length on val; metrics on test."""
+                   balance: int | None = None, rule: str = "by-length", novelty_quantile: float = 0.9,
+                   novelty_rule: str = "veto", **extractor_params) -> tuple[DetectorModel, TrainingReport]:
+    """Fit on the train split (its balanced subset with `balance`, see train.balance); thresholds and
+    reliable length on all of val; metrics on all of test."""
     started = time.time()
     split = train_val_test(data.table, seed=seed) if split is None else split
     split = split.reset_index(drop=True)
@@ -202,8 +219,11 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
         if not metrics_two:
             raise DataError(f"the {name} split holds one class only: add more data (grouped splits need "
                             "a few dozen texts of each class)")
-    model = fit_detector(parts["train"], parts["val"], classifier, seed, fpr, references, novelty,
-                         **extractor_params)
+    if balance:
+        parts["train"] = parts["train"].subset(balanced_rows(parts["train"].table, parts["train"].n_tokens,
+                                                             balance, seed))
+    model = fit_detector(parts["train"], parts["val"], classifier, seed, fpr, references, novelty, rule=rule,
+                         novelty_quantile=novelty_quantile, novelty_rule=novelty_rule, **extractor_params)
     min_tokens = model.thresholds.min_tokens
     test_p = model.p_machine_from_features(parts["test"].features)
     test_judged = parts["test"].n_tokens >= min_tokens
@@ -225,6 +245,11 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
         test_metrics={k: v for k, v in overall.items() if k not in ("group", "value")},
         test_metrics_all_lengths=metrics.metric_row(parts["test"].table["label"], test_p, model.thresholds.machine),
         feature_reference=feature_reference(parts["train"].features, parts["train"].table["label"].to_numpy()),
+        # A card field of its own would touch the model module's record; the card keeps unknown keys.
+        extra={} if not balance else {"training_balance": {
+            "rule": "train.balance: at most cap machine texts per (dataset, domain, generator, attack, length "
+                    "band), humans of each (dataset, domain, band) as many as the machine texts beside them",
+            "cap_per_cell": balance, "n_train": int(len(parts["train"].table))}},
     )
     report = TrainingReport(test_table, split, parts["test"], test_p,
                             model.p_machine_from_features(parts["val"].features), time.time() - started)

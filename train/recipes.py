@@ -16,12 +16,25 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from detector.dynamics import DYNAMICS_FEATURES
 from detector.features import FEATURE_NAMES, LM_FEATURES, MACHINE_DIRECTION
+from detector.stylometry import STYLOMETRIC_FEATURES
 
 # Scores that compare the text's likelihood with what the model itself expects at each position: they
 # do not rise just because a domain is easy to predict (encyclopedic, how-to prose), unlike raw log p.
 NORMALISED = ("fast_detectgpt", "binoculars", "lrr")
 CORE = ("fast_detectgpt", "binoculars", "lrr", "logp_mean", "logrank_mean", "entropy_mean")
+# Feature families, for the ablation (what each adds) and for the v2 feature set (before the series).
+_MEMORISATION = ("mink10_logp", "mink25_logp", "zlib_ratio")
+_ORDINAL = tuple(name for name in DYNAMICS_FEATURES if name.startswith("ordinal_entropy"))
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "lm": tuple(LM_FEATURES),
+    "stylometry": tuple(STYLOMETRIC_FEATURES),
+    "dynamics": tuple(n for n in DYNAMICS_FEATURES if n not in _MEMORISATION + _ORDINAL),
+    "memorisation": _MEMORISATION,
+    "ordinal": _ORDINAL,
+}
+V2_FEATURES = FAMILIES["lm"] + FAMILIES["stylometry"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +88,25 @@ RECIPES = {r.name: r for r in [
            description="logistic regression on the three self-normalised zero-shot scores only"),
 ]}
 
+# Recipes the protocol compares but `detector train` does not offer: the feature set of version 2 (what
+# the series features add) and one ablation per feature family (what each family adds).
+COMPARISONS = {r.name: r for r in [
+    Recipe("rf-v2", "rf", V2_FEATURES,
+           description="random forest on the feature set of version 2 (no surprisal-series features)"),
+    Recipe("hgb-v2", "hgb", V2_FEATURES, description="gradient boosting on the feature set of version 2"),
+    *(Recipe(f"hgb-all-minus-{family}", "hgb", tuple(f for f in FEATURE_NAMES if f not in names),
+             description=f"gradient boosting on every feature but the {family} family (ablation)")
+      for family, names in FAMILIES.items()),
+]}
+
 # The classifier names of `detector train --classifier` (v1) and the recipe each stands for.
 ALIASES = {"hgb": "hgb-all", "logreg": "logreg-all", "rf": "rf-all"}
 
 
 def get_recipe(name: str) -> Recipe:
     """A recipe by name or by a v1 classifier alias; ValueError naming the choices otherwise."""
-    recipe = RECIPES.get(ALIASES.get(name, name))
+    name = ALIASES.get(name, name)
+    recipe = RECIPES.get(name) or COMPARISONS.get(name)
     if recipe is None:
         raise ValueError(f"unknown recipe {name!r} (choose from {', '.join([*ALIASES, *RECIPES])})")
     return recipe

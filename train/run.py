@@ -138,6 +138,10 @@ def train_run(
     references: FeatureData | None = None,
     novelty: bool = True,
     run_name: str | None = None,
+    balance: int | None = None,
+    rule: str = "by-length",
+    novelty_quantile: float = 0.9,
+    novelty_rule: str = "veto",
     **extractor_params,
 ) -> RunResult:
     """Features (cached) -> fit -> evaluate -> holdouts -> log everything to mlflow."""
@@ -159,7 +163,8 @@ def train_run(
 
     started = time.time()
     model, report = train_detector(data, classifier, fpr, seed, references=references, novelty=novelty,
-                                   **extractor_params)
+                                   balance=balance, rule=rule, novelty_quantile=novelty_quantile,
+                                   novelty_rule=novelty_rule, **extractor_params)
     seconds["fit"] = time.time() - started
     result = RunResult(model, report.test_table, seconds=seconds)
     if cv:
