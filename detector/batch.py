@@ -4,18 +4,19 @@
 `Scored` for every item, the unscorable ones (an `error` from reading) in their place. When a batch
 fails, each of its texts is retried alone, so only a text that fails by itself carries the error and
 the rest are scored; a `UserError` (the model or its LM cannot run at all) still stops the loop.
-`resume_filter` drops the inputs an earlier, interrupted run already wrote.
+`resume_filter` drops the inputs an earlier, interrupted run already wrote. `score_values` is the
+loop for a table's text column (Spark's partitions, the mlflow pyfunc): one table row per cell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from detector.decoding import Item
+from detector.decoding import Item, nothing_to_score
 from detector.errors import UserError, first_line
-from detector.record import record
+from detector.record import record, table_row
 from detector.sources import source_keys
 
 if TYPE_CHECKING:
@@ -87,3 +88,26 @@ def resume_filter(items: list[Item], done_sources: Iterable[str]) -> tuple[list[
     done = set().union(*(source_keys(source) for source in done_sources))
     kept = [item for item in items if not (item.key and item.key in done)]
     return kept, len(items) - len(kept)
+
+
+def value_items(values: Iterable[object]) -> list[Item]:
+    """Cells of a table's text column (Spark, the mlflow pyfunc) as items, sources "row N"; a cell that
+    is null, not a string or blank is that item's error."""
+    items = []
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):  # pandas gives NaN or None for null
+            problem = "text is null"
+        elif not isinstance(value, str):
+            problem = f"text is not a string ({type(value).__name__})"
+        else:
+            blank = nothing_to_score(value)
+            problem = f"text is {blank}" if blank else None
+        items.append(Item(f"row {row}", None if problem else value, error=problem))
+    return items
+
+
+def score_values(detector: Detector, values: Sequence[object], *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 explain: bool = False) -> list[dict]:
+    """One table row (`record.table_row`: the result's columns, or nulls and the error) per cell."""
+    return [table_row(s.result, s.record.get("error"))
+            for s in score_items(detector, value_items(values), batch_size=batch_size, explain=explain)]

@@ -83,11 +83,11 @@ def table_row(result: Result | None, error: str | None = None) -> dict:
     return {name: values.get(name) for name in TABLE_COLUMNS}
 
 
-_PANDAS = {"double": "float64", "string": "object", "int": "Int64"}
+_PANDAS = {"double": "float64", "string": "object", "int": "Int32"}  # Int32: Spark's IntegerType, nullable
 
 
 def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """Table rows (`table_row`) as pandas, typed: p_machine float (NaN when unscored), n_tokens Int64."""
+    """Table rows (`table_row`) as pandas, typed: p_machine float64 (NaN when unscored), n_tokens Int32."""
     import pandas as pd
 
     frame = pd.DataFrame.from_records(list(rows), columns=list(TABLE_COLUMNS))

@@ -31,7 +31,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +43,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from detector import inputs, report
 from detector.detector import Detector
 from detector.errors import UserError, first_line
+from detector.record import openapi_model
 
 log = logging.getLogger("detector.serve")
 
@@ -126,17 +127,7 @@ class RenderRequest(BaseModel):
     text: str
 
 
-class ScoreRecord(BaseModel):
-    """One scored text: the record `detector score --format json` writes."""
-
-    source: str
-    p_machine: float | None
-    verdict: Literal["machine", "human", "uncertain"]
-    reason: str
-    n_tokens: int
-    altered: dict[str, int]
-    explanation: dict | None = None
-    note: str | None = None
+ScoreRecord = openapi_model()  # the record `detector score --format json` writes
 
 
 class RenderAnswer(BaseModel):
@@ -170,10 +161,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _check_text(text: str, where: str, max_chars: int) -> None:
-    if not text:
-        raise ApiError(422, f"{where} is empty")
-    if not text.strip():
-        raise ApiError(422, f"{where} is whitespace only, nothing to score")
+    blank = inputs.nothing_to_score(text)
+    if blank:
+        raise ApiError(422, f"{where} is {blank}")
     if len(text) > max_chars:
         raise ApiError(413, f"{where} has {len(text)} characters, over the limit of {max_chars} (--max-chars)")
     try:

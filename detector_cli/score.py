@@ -174,17 +174,31 @@ def _report(args: argparse.Namespace, detector, for_html: list, skipped: int, sc
               f"{printable(args.output)}; scored the other {scored}", file=sys.stderr)
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def _interrupted(args: argparse.Namespace) -> int:
+    from detector.errors import printable
+
+    kept = args.output and args.format == "jsonl"
+    where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if kept else ""
+    print(f"detector: interrupted{where}", file=sys.stderr)
+    return 130
+
+
+def _progress(items: list, quiet: bool):
+    """A progress bar over the texts to score (none for a single text or with --quiet)."""
     from tqdm.auto import tqdm
 
+    texts = sum(item.error is None for item in items)
+    return tqdm(total=texts, unit="text", desc="scoring", disable=texts < 2 or quiet)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
     from detector import report
     from detector.batch import score_items
     from detector.errors import printable
 
     items, skipped = _score_inputs(args)
     detector = _load_detector(args)
-    texts = sum(item.error is None for item in items)
-    bar = tqdm(total=texts, unit="text", desc="scoring", disable=texts < 2 or args.quiet)
+    bar = _progress(items, args.quiet)
     failed, for_html = [], []
 
     def records() -> Iterator[dict]:
@@ -202,9 +216,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         with bar, _output(args) as stream:
             report.write(records(), stream, args.format)
     except KeyboardInterrupt:
-        keep = f"; {printable(args.output)} keeps what was scored, continue with --resume" if args.output else ""
-        print(f"detector: interrupted{keep if args.format == 'jsonl' else ''}", file=sys.stderr)
-        return 130
+        return _interrupted(args)
     _report(args, detector, for_html, skipped, len(items))
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
