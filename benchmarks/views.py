@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from benchmarks.contenders import DETECTOR, GLTR, Scored, fit_gltr, trained_scores, zero_shot_scores
-from train import metrics
+from train import eval_metrics
 from train.splits import holdouts
 
 GENERATOR_HELD_OUT = "generator held out"
@@ -87,7 +87,7 @@ def cell_rows(view: str, cell: Cell, y: np.ndarray, scores: Mapping[str, np.ndar
     rows = cell.rows if rows is None else rows
     out = []
     for name, s in scores.items():
-        m = metrics.metric_row(y[rows], s[rows])
+        m = eval_metrics.metric_row(y[rows], s[rows])
         out.append({"view": view, "set": cell.set, "group": cell.group, "value": cell.value, "contender": name,
                     "n": m["n"], "n_machine": m["n_machine"], "n_human": m["n"] - m["n_machine"],
                     **{k: m[k] for k in METRIC_COLUMNS}})
