@@ -12,7 +12,7 @@ Every contender is scored on exactly the same texts in each cell.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,10 +158,3 @@ def macro_by_set(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     grouped = frame.groupby(["view", "set", "contender"], sort=False)[["n", "auroc", *METRIC_COLUMNS[1:]]]
     return grouped.apply(summarise).reset_index()
-
-
-def iter_views(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    for view in (GENERATOR_HELD_OUT, DOMAIN_HELD_OUT, TEST_SPLIT, PUBLISHED_SUBSET):
-        part = frame[frame["view"] == view]
-        if not part.empty:
-            yield view, part

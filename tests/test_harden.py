@@ -6,13 +6,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_run import craft_malicious_model
 from detector import cache as cache_module
 from detector import inputs, jsonl, report
 from detector.errors import printable
@@ -21,6 +22,30 @@ from detector.outputs import prepare_resume
 from detector.record import record as make_record
 from detector_cli.main import main
 from tests.conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, SEED
+
+
+def craft_malicious_model(source: Path, target: Path, marker: Path, kind: str = "exec") -> Path:
+    """A copy of a model folder whose skops schema builds builtins.exec(code) or os.system(cmd).
+
+    The code only creates `marker`, so a test can see whether anything ran. skops' audit names the
+    type (builtins.exec / os.system); an allow-list by prefix ("builtins.") would let it through.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "model_card.json", target / "model_card.json")
+    code = {"exec": f"open({str(marker)!r}, 'w').write('ran')", "system": f"touch '{marker}'"}[kind]
+    evil = {"__class__": kind, "__module__": "builtins" if kind == "exec" else "os",
+            "__loader__": "ConstructorFromReduceNode",
+            "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                        "content": [{"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+                                     "content": json.dumps(code), "is_json": True, "__id__": 1}]}}
+    with zipfile.ZipFile(source / "model.skops") as zin:
+        schema = json.loads(zin.read("schema.json"))
+        extractor = schema["content"]["content"]["steps"]["content"][0]["content"][1]
+        extractor["content"]["content"]["device"] = evil
+        with zipfile.ZipFile(target / "model.skops", "w") as zout:
+            for name in zin.namelist():
+                zout.writestr(name, json.dumps(schema) if name == "schema.json" else zin.read(name))
+    return target
 
 
 def digest(path: Path) -> str:
