@@ -318,7 +318,8 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """--device, --engine, --dtype: how the LM runs (score and serve alike)."""
     parser.add_argument("--device", help="torch device for the LM (default: cpu; off the CPU the engine is torch)")
     parser.add_argument("--engine", choices=ENGINES,
-                        help="LM runtime (default: the model's; openvino for the shipped model, ~1.6x torch)")
+                        help="LM runtime (default: the model's; openvino for the shipped model, the faster: "
+                        "benchmarks/SPEED.md)")
     parser.add_argument("--dtype", choices=DTYPES, help="LM precision (default: the model's; bfloat16 for the "
                         "shipped model; another precision shifts p(machine) and is warned about)")
 
