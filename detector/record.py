@@ -87,11 +87,13 @@ _PANDAS = {"double": "float64", "string": "object", "int": "Int32"}  # Int32: Sp
 
 
 def table_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    """Table rows (`table_row`) as pandas, typed: p_machine float64 (NaN when unscored), n_tokens Int32."""
+    """Table rows (`table_row`) as pandas, typed: p_machine float64 (NaN when unscored), n_tokens Int32,
+    missing strings None."""
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(list(rows), columns=list(TABLE_COLUMNS))
-    return frame.astype({name: _PANDAS[_BY_NAME[name].kind] for name in TABLE_COLUMNS})
+    rows = list(rows)
+    return pd.DataFrame({name: pd.Series([row[name] for row in rows], dtype=_PANDAS[_BY_NAME[name].kind])
+                         for name in TABLE_COLUMNS})
 
 
 def arrow_schema(columns: Iterable[str] = TABLE_COLUMNS):
