@@ -3,9 +3,9 @@
     analysis.plots      matplotlib figures (scikit-learn's ROC / PR / calibration / confusion displays)
     analysis.notebook   notebook settings from DETECTOR_NB_* variables, figure saving, the committed
                         data a notebook falls back to, the detector to explore
-    analysis.text       one text: its tokens, GLTR shares, sentences and features as tables
+    analysis.text_view  one text: its tokens, GLTR shares, sentences and features as tables
     analysis.runs       tracked training runs read back from mlflow
-    analysis.errors     error analysis over a scored data set (by length, domain, generator)
+    analysis.error_analysis  error analysis over a scored data set (by length, domain, generator)
     analysis.benchmark  the benchmark's results, and a small zero-shot vs trained side-by-side
 
 Direction of imports: analysis/ may import detector/, train/ and benchmarks/. detector/ never imports

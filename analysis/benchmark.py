@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from train import metrics
+from train import eval_metrics
 
 SUMMARY_FILE = "summary.csv"  # set, contender, view, n, auroc, ...: one row per set, contender and view
 METRICS_FILE = "metrics.csv"  # view, set, group, value, contender, ...: per generator and domain
@@ -21,7 +21,7 @@ def contender_table(table: pd.DataFrame, scores: pd.DataFrame, set_name: str) ->
     overall and per domain / generator, one block per score column."""
     frames = []
     for contender in scores.columns:
-        part = metrics.metric_table(table.reset_index(drop=True), scores[contender].to_numpy(),
+        part = eval_metrics.metric_table(table.reset_index(drop=True), scores[contender].to_numpy(),
                                     by=("domain", "generator"))
         frames.append(part.assign(set=set_name, contender=contender))
     out = pd.concat(frames, ignore_index=True)

@@ -17,7 +17,7 @@ import pandas as pd
 from detector.detector import Detector
 from detector.features import FEATURE_NAMES, features_of
 from detector.model import DetectorModel, score_or_nan
-from train import metrics
+from train import eval_metrics
 
 # The attacker's table: Cyrillic and Greek look-alikes of Latin letters, as homoglyph attacks use them
 # (the normaliser undoes them with Unicode's full confusables data, detector/normalize.py).
@@ -114,7 +114,8 @@ def attack_table(model: DetectorModel, machine: list[str], human: list[str], see
         for stage, p in (("before normalisation", raw_p(model, texts)), ("after normalisation", after_p)):
             scores = np.r_[p, human_p[stage]]
             rows.append({"attack": attack, "stage": stage, "n_machine": len(machine), "n_human": len(human),
-                         "auroc": metrics.auroc(y, scores), "tpr_at_1fpr": metrics.tpr_at_fpr(y, scores, 0.01),
+                         "auroc": eval_metrics.auroc(y, scores),
+                         "tpr_at_1fpr": eval_metrics.tpr_at_fpr(y, scores, 0.01),
                          "tpr_at_threshold": float(np.mean(p > threshold)),
                          "fpr_at_threshold": float(np.mean(human_p[stage] > threshold)),
                          "reported_altered": altered if stage == "after normalisation" else float("nan")})

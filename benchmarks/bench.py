@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks import attacks, fpr, published, report, sample, throughput, views
+from benchmarks import attacks, fpr, published, results_report, sample, throughput, views
 from benchmarks.bench_results import BenchConfig, BenchResults
 from benchmarks.contenders import DETECTOR, Scored, fit_gltr
 from benchmarks.environment import machine
@@ -114,5 +114,5 @@ def run_bench(config: BenchConfig) -> BenchResults:
                            fpr_by_length, attack_rows, speed, curves + split_curves, {**machine(), "load": load},
                            seconds, notes)
     seconds["total"] = time.time() - started
-    report.write_all(results)
+    results_report.write_all(results)
     return results

@@ -1,5 +1,5 @@
 """What a benchmark run is asked (`BenchConfig`) and what it produced (`BenchResults`): the records
-`bench.py` fills and `report.py` writes out, so that neither of those imports the other."""
+`bench.py` fills and `results_report.py` writes out, so that neither of those imports the other."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class Scored:
         analyses = [a for a, k in zip(analyses, keep, strict=True) if k]
         data = FeatureData(table[keep].reset_index(drop=True), features_table(analyses),
                            np.array([len(a.stats) for a in analyses]))
-        zero_shot = pd.DataFrame({name: [f(a.stats) for a in analyses] for name, f in ZERO_SHOT.items()})
+        zero_shot = pd.DataFrame({name: [z.score(a.stats) for a in analyses] for name, z in ZERO_SHOT.items()})
         gltr = pd.DataFrame([gltr_fractions(a.stats) for a in analyses], columns=GLTR_COLUMNS)
         # The split depends on group keys only, so it is the shipped model's split of the same sample.
         return cls(data, zero_shot, gltr, train_val_test(data.table, seed=seed).reset_index(drop=True))

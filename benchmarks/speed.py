@@ -26,7 +26,7 @@ from detector.detector import Detector
 from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_MAX_TOKENS, LanguageModel
 from detector.model import score_or_nan
 from detector.normalize import normalize
-from train import metrics
+from train import eval_metrics
 
 # (engine, precision), the reference first.
 CONFIGS = (("torch", "float32"), ("torch", "bfloat16"), ("openvino", "float32"), ("openvino", "bfloat16"))
@@ -94,11 +94,11 @@ def accuracy_table(detector: Detector, dev: pd.DataFrame,
         logp = np.concatenate([a.stats.logp for a in analyses])
         perplexity[config] = float(np.exp(-logp.mean()))
     y = dev["label"].to_numpy()
-    reference_auroc = metrics.auroc(y, p[configs[0]])
+    reference_auroc = eval_metrics.auroc(y, p[configs[0]])
     rows = []
     for config in configs:
         change = np.abs(p[config] - p[configs[0]])
-        auroc = metrics.auroc(y, p[config])
+        auroc = eval_metrics.auroc(y, p[config])
         rows.append({"engine": label(config), "n": len(dev), "auroc": auroc, "auroc_change": auroc - reference_auroc,
                      "max_abs_change_p": float(np.nanmax(change)), "mean_abs_change_p": float(np.nanmean(change)),
                      "perplexity": perplexity[config]})

@@ -104,7 +104,7 @@ def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], rep
     n_tokens = int(sum(len(s) for s in stats))
     timings = {BARE: best[BARE], SHARED: best[SHARED]}
     for name in ZERO_SHOT_NAMES:
-        timings[name] = best[SHARED] + best_time(lambda f=ZERO_SHOT[name]: [f(s) for s in stats], repeats)[0]
+        timings[name] = best[SHARED] + best_time(lambda f=ZERO_SHOT[name].score: [f(s) for s in stats], repeats)[0]
     timings[GLTR] = best[SHARED] + best_time(lambda: gltr_p(stats), repeats)[0]
     timings[DETECTOR] = best[DETECTOR]
 

@@ -12,7 +12,7 @@ Every contender is scored on exactly the same texts in each cell.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from benchmarks.contenders import DETECTOR, GLTR, Scored, fit_gltr, trained_scores, zero_shot_scores
-from train import metrics
+from train import eval_metrics
 from train.splits import holdouts
 
 GENERATOR_HELD_OUT = "generator held out"
@@ -87,7 +87,7 @@ def cell_rows(view: str, cell: Cell, y: np.ndarray, scores: Mapping[str, np.ndar
     rows = cell.rows if rows is None else rows
     out = []
     for name, s in scores.items():
-        m = metrics.metric_row(y[rows], s[rows])
+        m = eval_metrics.metric_row(y[rows], s[rows])
         out.append({"view": view, "set": cell.set, "group": cell.group, "value": cell.value, "contender": name,
                     "n": m["n"], "n_machine": m["n_machine"], "n_human": m["n"] - m["n_machine"],
                     **{k: m[k] for k in METRIC_COLUMNS}})
@@ -158,10 +158,3 @@ def macro_by_set(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     grouped = frame.groupby(["view", "set", "contender"], sort=False)[["n", "auroc", *METRIC_COLUMNS[1:]]]
     return grouped.apply(summarise).reset_index()
-
-
-def iter_views(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    for view in (GENERATOR_HELD_OUT, DOMAIN_HELD_OUT, TEST_SPLIT, PUBLISHED_SUBSET):
-        part = frame[frame["view"] == view]
-        if not part.empty:
-            yield view, part

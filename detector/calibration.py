@@ -299,9 +299,13 @@ class CalibrationProfile:
 
     def save(self, path: str | Path) -> Path:
         """Write the profile to a new file (never replaces one)."""
-        from detector.outputs import open_new
-
-        with open_new(path, "--output") as handle:
+        try:
+            handle = open(path, "x", encoding="utf-8")  # noqa: SIM115
+        except OSError as err:
+            why = "exists; not overwriting it" if isinstance(err, FileExistsError) else \
+                f"cannot create ({err.strerror or err})"
+            raise ProfileError(f"{path}: {why}") from err
+        with handle:
             json.dump(self.to_json(), handle, indent=1, allow_nan=False)
             handle.write("\n")
         return Path(path)

@@ -70,11 +70,8 @@ MACHINE_DIRECTION = {
     "gltr_top10": 1, "gltr_top100": 0, "gltr_top1000": -1, "gltr_rest": -1, "burstiness": 0,
 }
 
-# The single-number zero-shot detectors as (feature, sign): score = sign * feature, higher = machine.
-ZERO_SHOT_FEATURES = {
-    "likelihood": ("logp_mean", 1), "log_rank": ("logrank_mean", -1), "lrr": ("lrr", 1),
-    "entropy": ("entropy_mean", -1), "fast_detectgpt": ("fast_detectgpt", 1), "binoculars": ("binoculars", 1),
-}
+# The zero-shot detectors (`metrics.ZERO_SHOT`) as (feature, sign): score = sign * feature, higher = machine.
+ZERO_SHOT_FEATURES = {name: (z.feature, MACHINE_DIRECTION[z.feature]) for name, z in metrics.ZERO_SHOT.items()}
 
 FEATURES: dict[str, str] = {**LM_FEATURES, **DYNAMICS_FEATURES, **STYLOMETRIC_FEATURES}
 FEATURE_NAMES: list[str] = list(FEATURES)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import jinja2
 
+from detector.decoding import Item
 from detector.detector import Result
 from detector.explain import sentence_scores
 from detector.features import Analysis
-from detector.inputs import Item
 from detector.metrics import GLTR_COLOURS, GLTR_LABELS, gltr_bucket
 from detector.model import DetectorModel
 

@@ -64,12 +64,13 @@ class PackagedGGUF:
 
 DEFAULT_LM = "smollm2-135m-instruct"
 # "torch" runs the transformers model; "openvino" a graph of body, output layer and token statistics
-# compiled from the same weights at first use (detector/ov_engine.py): in bfloat16 ~2x torch's bfloat16
-# end to end with AUROC and p(machine) as close to float32 (benchmarks/SPEED.md).
+# compiled from the same weights at first use (detector/ov_engine.py): faster than torch at the same
+# precision, with AUROC and p(machine) as close to float32 (ratios: benchmarks/SPEED.md).
 ENGINES = ("torch", "openvino")
 DEFAULT_ENGINE = "openvino"
-# bfloat16 uses the CPU's AVX-512 bf16 units: ~1.7x the float32 forward, p(machine) within 0.03
-# (issue 10). 512 tokens is what detectors such as Binoculars read; more adds cost, not evidence.
+# bfloat16 uses the CPU's AVX-512 bf16 units: faster than float32, at a small change in p(machine)
+# (both measured in benchmarks/SPEED.md). 512 tokens is what detectors such as Binoculars read; more
+# adds cost, not evidence.
 DEFAULT_DTYPE = "bfloat16"
 DEFAULT_MAX_TOKENS = 512
 
@@ -169,7 +170,7 @@ def _load_hub_or_path(name: str, dtype: torch.dtype):
 
 
 class LanguageModel:
-    """A causal LM that turns texts into `TokenStats`, one forward pass per token.
+    """A causal LM that turns texts into `TokenStats`, one forward pass per window of tokens.
 
     Texts longer than `window` tokens are scored in overlapping windows (each token once, with at least
     `window // 4` tokens of context after the first window); only the first `max_tokens` tokens of a
@@ -367,8 +368,8 @@ class LanguageModel:
     def _head_stats(self, hidden: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Token statistics from the final hidden states of the scored positions (never of padding).
 
-        The output layer runs in the body's precision (in bfloat16 it is 4x faster than float32 and
-        as costly as half the body), but the logit of the actual token, which log p and the rank hinge
+        The output layer runs in the body's precision (in bfloat16 far cheaper than in float32, and a
+        large part of the pass), but the logit of the actual token, which log p and the rank hinge
         on, is recomputed exactly in float32 from its own row of the output layer: bf16 logits keep ~3
         significant digits. The log-normaliser, entropy and variance sum over the whole vocabulary, so
         the rounding of single logits averages out there.

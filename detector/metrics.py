@@ -9,6 +9,9 @@ and GLTR rank buckets (Gehrmann et al. 2019).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from detector.token_stats import TokenStats
@@ -73,12 +76,20 @@ def gltr_fractions(stats: TokenStats) -> np.ndarray:
     return np.bincount(gltr_bucket(stats.rank), minlength=len(GLTR_LABELS)) / len(stats)
 
 
-# The single-number zero-shot detectors, by name (the benchmark's contenders).
+class ZeroShot(NamedTuple):
+    """A single-number zero-shot detector: its score (higher = machine) and the feature column that
+    holds it (`features.lm_features` stores it with the sign of `MACHINE_DIRECTION`)."""
+
+    score: Callable[[TokenStats], float]
+    feature: str
+
+
+# The single-number zero-shot detectors, by name (the benchmark's contenders): the one table of them.
 ZERO_SHOT = {
-    "likelihood": likelihood,
-    "log_rank": log_rank,
-    "lrr": lrr,
-    "entropy": entropy,
-    "fast_detectgpt": fast_detectgpt,
-    "binoculars": binoculars,
+    "likelihood": ZeroShot(likelihood, "logp_mean"),
+    "log_rank": ZeroShot(log_rank, "logrank_mean"),
+    "lrr": ZeroShot(lrr, "lrr"),
+    "entropy": ZeroShot(entropy, "entropy_mean"),
+    "fast_detectgpt": ZeroShot(fast_detectgpt, "fast_detectgpt"),
+    "binoculars": ZeroShot(binoculars, "binoculars"),
 }

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from detector.errors import UserError, printable
 
-RECORD_START = b'{"source": '  # how report.record's JSON lines begin
+RECORD_START = b'{"source": '  # how record.record's JSON lines begin
 
 
 class OutputError(UserError):

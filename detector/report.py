@@ -1,4 +1,4 @@
-"""Scored items -> records -> table / JSON / JSON lines / CSV."""
+"""Records (`detector.record`) -> a table a person reads, JSON, JSON lines or CSV."""
 
 from __future__ import annotations
 
@@ -9,41 +9,10 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from detector.detector import Result
 from detector.errors import printable  # noqa: F401  (re-exported for the CLI)
-from detector.inputs import Item
+from detector.record import CSV_COLUMNS, detector_fields, record  # noqa: F401  (record: the server imports it here)
 
-# Every field the detector itself may write; a user field with one of these names goes under "input".
-OUTPUT_FIELDS = frozenset({"source", "p_machine", "verdict", "reason", "n_tokens", "altered", "explanation",
-                           "error", "note", "input"})
 _C1 = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def clashing_fields(item: Item) -> list[str]:
-    """The item's own fields that share a name with an output field (kept under "input")."""
-    return sorted(OUTPUT_FIELDS.intersection(item.fields))
-
-
-def record(item: Item, result: Result | None) -> dict:
-    """One output record: source, the result (or the error), notes, and passed-through fields.
-
-    A user field named like an output field (a record's own `source`, `verdict`...) is kept, under
-    `input`, rather than silently dropped or allowed to overwrite the detector's answer.
-    """
-    out: dict = {"source": item.source}
-    if result is not None:
-        out.update(result.to_dict())
-    else:
-        out["error"] = item.error
-    if item.note:
-        out["note"] = item.note
-    clashes = clashing_fields(item)
-    if clashes:
-        out["input"] = {key: item.fields[key] for key in clashes}
-    for key, value in item.fields.items():
-        if key not in OUTPUT_FIELDS:
-            out[key] = value
-    return out
 
 
 def _dumps(rec: dict, **kwargs) -> str:
@@ -52,7 +21,7 @@ def _dumps(rec: dict, **kwargs) -> str:
     try:
         text = json.dumps(rec, ensure_ascii=False, **kwargs)
     except (RecursionError, ValueError, TypeError):
-        keep = {k: v for k, v in rec.items() if k in OUTPUT_FIELDS and k != "input"}
+        keep = {k: v for k, v in detector_fields(rec).items() if k != "input"}
         keep["note"] = "; ".join(filter(None, (keep.get("note"), "input fields too deeply nested to write")))
         text = json.dumps(keep, ensure_ascii=False, **kwargs)
     return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
@@ -107,13 +76,10 @@ def explanation_lines(explanation: dict, width: int = 116, sentences: int = 3) -
     return lines
 
 
-CSV_FIELDS = ("source", "p_machine", "verdict", "reason", "n_tokens", "altered", "error", "note")
-
-
 def write_csv(records: Sequence[dict], stream: TextIO) -> None:
     """One row per record: the detector's columns, then every passed-through field; nested values
     (alterations, explanations, lists) as JSON text in their cell."""
-    columns = list(CSV_FIELDS)
+    columns = list(CSV_COLUMNS)
     for rec in records:
         columns += [k for k in rec if k not in columns]
     writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
@@ -125,3 +91,16 @@ def write_csv(records: Sequence[dict], stream: TextIO) -> None:
                 value = json.dumps(value, ensure_ascii=False, default=str) if value or key != "altered" else ""
             row[key] = value
         writer.writerow(row)
+
+
+WRITERS = {"jsonl": write_jsonl, "json": write_json, "csv": write_csv, "table": write_table}
+
+
+def write(records: Iterable[dict], stream: TextIO, fmt: str) -> None:
+    """Write records as `fmt`: JSON lines as each record comes (an interrupted run keeps what it has),
+    the other formats once all are in."""
+    if fmt == "jsonl":
+        for rec in records:
+            write_jsonl([rec], stream)
+    else:
+        WRITERS[fmt](list(records), stream)

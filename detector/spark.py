@@ -22,11 +22,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from detector.errors import UserError, first_line
+from detector.batch import score_values
+from detector.errors import UserError
+from detector.record import TABLE_COLUMNS, spark_fields, table_frame
 
 if TYPE_CHECKING:  # pyspark is optional: imported where used
     import pandas as pd
@@ -34,14 +36,6 @@ if TYPE_CHECKING:  # pyspark is optional: imported where used
 
     from detector.detector import Detector
 
-# Added columns and their Spark SQL types, in output order.
-OUTPUT_COLUMNS = (
-    ("p_machine", "double"),
-    ("verdict", "string"),
-    ("reason", "string"),
-    ("n_tokens", "int"),
-    ("error", "string"),
-)
 DEFAULT_BATCH_SIZE = 32
 
 # One Detector per Python worker and configuration: Spark reuses the worker process across tasks,
@@ -72,62 +66,6 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int,
     return _DETECTORS[key]
 
 
-def _row_error(value: Any) -> str | None:
-    """Why a cell cannot be scored, or None (the same refusals as `detector score` on files)."""
-    if value is None or (isinstance(value, float) and value != value):  # pandas gives NaN or None for null
-        return "text is null"
-    if not isinstance(value, str):
-        return f"text is not a string ({type(value).__name__})"
-    if not value:
-        return "text is empty"
-    if not value.strip():
-        return "whitespace only, nothing to score"
-    return None
-
-
-def _one_line(err: BaseException) -> str:
-    first = first_line(err, 300)
-    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
-
-
-def score_texts(detector: Any, values: Sequence[Any]) -> list[dict]:
-    """One output record per value: the Detector's result, or an `error` and nulls.
-
-    The good texts go to `detector.score` together; if that call fails, each text is retried alone
-    so only the texts that fail themselves carry the error.
-    """
-    out: list[dict] = [{}] * len(values)
-    good = []
-    for i, value in enumerate(values):
-        problem = _row_error(value)
-        if problem is None:
-            good.append(i)
-        else:
-            out[i] = _failed(problem)
-    if not good:
-        return out
-    try:
-        results = detector.score([values[i] for i in good])
-    except Exception:  # noqa: BLE001 - one bad text must not fail the batch; retried one by one
-        results = []
-        for i in good:
-            try:
-                [result] = detector.score([values[i]])
-            except Exception as err:  # noqa: BLE001
-                result = _failed(_one_line(err))
-            results.append(result)
-    for i, result in zip(good, results, strict=True):
-        out[i] = result if isinstance(result, dict) else {
-            "p_machine": result.p_machine, "verdict": result.verdict, "reason": result.reason,
-            "n_tokens": int(result.n_tokens), "error": None,
-        }
-    return out
-
-
-def _failed(message: str) -> dict:
-    return {"p_machine": None, "verdict": None, "reason": None, "n_tokens": None, "error": message}
-
-
 def _score_partitions(frames: Iterator[pd.DataFrame], *, text_column: str, location: str | None,
                       stats_cache: str | None, threads: int, batch_size: int,
                       profile: str | None = None) -> Iterator[pd.DataFrame]:
@@ -145,10 +83,7 @@ def _score_partitions(frames: Iterator[pd.DataFrame], *, text_column: str, locat
             started = time.perf_counter()  # the partition's rate below is scoring only
         for start in range(0, len(frame), batch_size):
             part = frame.iloc[start : start + batch_size].reset_index(drop=True)
-            records = score_texts(detector, part[text_column].tolist())
-            added = pd.DataFrame.from_records(records, columns=[name for name, _ in OUTPUT_COLUMNS])
-            added["p_machine"] = added["p_machine"].astype("float64")
-            added["n_tokens"] = added["n_tokens"].astype("Int32")
+            added = table_frame(score_values(detector, part[text_column].tolist(), batch_size=batch_size))
             rows += len(part)
             tokens += int(added["n_tokens"].fillna(0).sum())
             yield pd.concat([part, added], axis=1)
@@ -187,7 +122,7 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
         "default" uses each machine's user cache directory, or a path to a cache file.
     profile : a calibration profile file every executor can reach (`detector calibrate`), or None.
     """
-    from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+    from pyspark.sql.types import StringType, StructType
 
     fields = {field.name: field for field in df.schema.fields}
     if text_column not in fields:
@@ -195,15 +130,13 @@ def score_dataframe(df: DataFrame, text_column: str = "text", model: str | None 
     if not isinstance(fields[text_column].dataType, StringType):
         # Every row would fail; say it once instead.
         raise UserError(f"column {text_column!r} holds {fields[text_column].dataType.simpleString()}, not text")
-    taken = [name for name, _ in OUTPUT_COLUMNS if name in fields]
+    taken = [name for name in TABLE_COLUMNS if name in fields]
     if taken:
         raise UserError(f"the data already has column(s) {', '.join(taken)}; rename them before scoring")
     if batch_size < 1 or threads < 1:
         raise UserError("batch_size and threads must be at least 1")
-    kinds = {"double": DoubleType(), "string": StringType(), "int": IntegerType()}
     # A StructType, not a DDL string: any column name or nested type passes through as it is.
-    added = [StructField(name, kinds[kind], True) for name, kind in OUTPUT_COLUMNS]
-    schema = StructType(list(df.schema.fields) + added)
+    schema = StructType(list(df.schema.fields) + spark_fields())
     location, profile = _model_location(model), _model_location(profile)
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

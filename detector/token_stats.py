@@ -59,12 +59,6 @@ class TokenStats:
         return TokenStats(*(getattr(self, f)[lo:hi] for f in FIELDS))
 
     @classmethod
-    def concat(cls, parts: list[TokenStats]) -> TokenStats:
-        if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS))
-
-    @classmethod
     def empty(cls) -> TokenStats:
         return cls(*(np.zeros(0, dtype=np.float32) for _ in FIELDS[:4]),
                    *(np.zeros(0, dtype=np.int32) for _ in FIELDS[4:]))

@@ -51,14 +51,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     score.add_commands(sub)
     calibrate.add_commands(sub)
-    try:  # train/ and benchmarks/ ship with the source checkout; scoring works without them
-        from detector_cli import bench, train
-    except ImportError:
-        pass
-    else:
-        train.add_commands(sub)
-        bench.add_commands(sub)
+    for group in _optional_groups():
+        group.add_commands(sub)
     return parser
+
+
+# The command groups beyond scoring, and the room each needs; scoring works without them.
+OPTIONAL_GROUPS = {"train": "train", "bench": "benchmarks"}
+
+
+def _optional_groups() -> list:
+    """The importable optional command modules. A room that is not installed is left out quietly; one
+    that is there but fails to import (a broken or missing dependency) is named on stderr, with why, so
+    its commands do not vanish without a word."""
+    import importlib
+
+    groups = []
+    for group, room in OPTIONAL_GROUPS.items():
+        try:
+            groups.append(importlib.import_module(f"detector_cli.{group}"))
+        except ImportError as err:
+            if isinstance(err, ModuleNotFoundError) and err.name == room:
+                continue
+            from detector.errors import first_line
+
+            print(f"detector: warning: the {group} commands are unavailable: cannot import "
+                  f"{err.name or 'a dependency'} ({first_line(err, 200)})", file=sys.stderr)
+    return groups
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from detector_cli.common import (
     EXIT_OK,
@@ -87,13 +90,15 @@ def _read_items(args: argparse.Namespace) -> list:
     return unique
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from detector import inputs, report
-    from detector.detector import Detector
+def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
+    """Everything before the model loads: options checked, outputs refused if they would overwrite
+    something, inputs read (a missing --text-column fails in a second), --resume's done inputs dropped.
+    Returns the items and how many were dropped."""
+    from detector import inputs
+    from detector.batch import resume_filter
     from detector.errors import printable
-    from detector.outputs import open_new, prepare_resume
+    from detector.outputs import prepare_resume
+    from detector.record import clashing_fields
 
     if args.jsonl:  # the older spelling: --jsonl FILE is --data FILE
         args.data = [*(args.data or []), args.jsonl]
@@ -103,13 +108,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError("stdin (-) can be read once: as a PATH or as --data -, not both")
     for spec in args.data or []:
         inputs.check_spec(spec)
-    given = list(args.paths) + list(args.data or [])
-    _check_score_outputs(args, given)
+    _check_score_outputs(args, list(args.paths) + list(args.data or []))
     _check_device(args.device)
     use_tracking_uri(args)
     _table_paths_warning(args.paths)
     done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
-    items = _read_items(args)  # before the model: a missing --text-column fails in a second, not after loading
+    items = _read_items(args)
+    clashes = sorted(set().union(*(clashing_fields(item) for item in items)))
+    if clashes:
+        print(f"detector: warning: input records have fields named like output fields ({', '.join(clashes)}); "
+              "kept under \"input\"", file=sys.stderr)
+    if torn:
+        print(f"detector: {printable(args.output)}: dropped a cut-off last line (that input is scored again)",
+              file=sys.stderr)
+    return resume_filter(items, done) if args.resume else (items, 0)
+
+
+def _load_detector(args: argparse.Namespace):
+    from detector.detector import Detector
+
     if args.profile:
         from detector.calibration import CalibrationProfile
 
@@ -120,84 +137,91 @@ def cmd_score(args: argparse.Namespace) -> int:
     note = detector.model.check_engine()
     if note:  # the thresholds were set on the statistics the card names
         print(f"detector: note: {note}", file=sys.stderr)
-    clashes = sorted(set().union(*(report.clashing_fields(item) for item in items)))
-    if clashes:
-        print(f"detector: warning: input records have fields named like output fields ({', '.join(clashes)}); "
-              "kept under \"input\"", file=sys.stderr)
-    skipped = 0
-    if args.resume:
-        done_keys = set().union(*(inputs.source_keys(s) for s in done)) if done else set()
-        if torn:
-            print(f"detector: {printable(args.output)}: dropped a cut-off last line (that input is scored again)",
-                  file=sys.stderr)
-        before = len(items)
-        items = [item for item in items if not (item.key and item.key in done_keys)]
-        skipped = before - len(items)
+    return detector
 
-    streaming = args.format == "jsonl"  # written as scored: an interrupted run keeps what it has
+
+@contextlib.contextmanager
+def _output(args: argparse.Namespace) -> Iterator[TextIO]:
+    """The output stream: stdout, the --resume file appended to, or a new file. A file cut short in a
+    buffered format is removed (an empty file of ours would block the next run); JSON lines keep what
+    was written, for --resume."""
+    from detector.outputs import open_new
+
     if not args.output:
-        stream = sys.stdout
-    elif args.resume:
-        stream = open(args.output, "a", encoding="utf-8")  # noqa: SIM115
-    else:
-        stream = open_new(args.output, "--output")
-    records, failed = [], 0
-    position = {id(item): i for i, item in enumerate(items)}  # tables keep the input's order
-    placed = []
-    good = [item for item in items if item.error is None]
-    bar = tqdm(total=len(good), unit="text", desc="scoring", disable=len(good) < 2 or args.quiet)
-    analyses_for_html = []
-    finished = False
+        yield sys.stdout
+        return
+    stream = open(args.output, "a", encoding="utf-8") if args.resume else open_new(args.output, "--output")  # noqa: SIM115
     try:
-        for item in items:
-            if item.error is not None:
-                failed += 1
-                print(f"detector: {printable(item.source)}: {printable(item.error)}", file=sys.stderr)
-                rec = report.record(item, None)
-                records.append(rec)
-                placed.append(position[id(item)])
-                if streaming:
-                    report.write_jsonl([rec], stream)
-        for start in range(0, len(good), args.batch_size):
-            batch = good[start : start + args.batch_size]
-            analyses = detector.analyse([item.text for item in batch])
-            results = detector.results(analyses, explain=args.explain)
-            if args.html:
-                analyses_for_html += list(zip(batch, analyses, results, strict=True))
-            batch_records = [report.record(i, r) for i, r in zip(batch, results, strict=True)]
-            records += batch_records
-            placed += [position[id(item)] for item in batch]
-            if streaming:
-                report.write_jsonl(batch_records, stream)
-            bar.update(len(batch))
-        if not streaming:
-            writers = {"json": report.write_json, "csv": report.write_csv, "table": report.write_table}
-            ordered = [rec for _, rec in sorted(zip(placed, records, strict=True), key=lambda pair: pair[0])]
-            writers[args.format](ordered, stream)
-        finished = True
-    except KeyboardInterrupt:
-        bar.close()
-        keep = streaming and args.output
-        where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if keep else ""
-        print(f"detector: interrupted{where}", file=sys.stderr)
-        return 130
-    finally:
-        bar.close()
-        if stream is not sys.stdout:
-            stream.close()
-            if not finished and not streaming:  # an empty file of ours would block the next run
-                Path(args.output).unlink(missing_ok=True)
+        yield stream
+    except BaseException:
+        stream.close()
+        if args.format != "jsonl":
+            Path(args.output).unlink(missing_ok=True)
+        raise
+    stream.close()
+
+
+def _report(args: argparse.Namespace, detector, for_html: list, skipped: int, scored: int) -> None:
+    """The HTML report (when asked for) and the --resume summary."""
+    from detector.errors import printable
+
     if args.html:
         from detector.html_report import write_html
 
         try:
-            write_html(analyses_for_html, detector.model, args.html, tokens=args.html_tokens)
+            write_html(for_html, detector.model, args.html, tokens=args.html_tokens)
         except OSError as err:  # checked at the start; only a file created meanwhile gets here
             raise UsageError(f"--html {args.html}: not written ({err.strerror or err})") from err
         print(f"detector: wrote {printable(args.html)}", file=sys.stderr)
     if args.resume:
-        print(f"detector: resumed: {skipped} of {skipped + len(items)} inputs were already in "
-              f"{printable(args.output)}; scored the other {len(items)}", file=sys.stderr)
+        print(f"detector: resumed: {skipped} of {skipped + scored} inputs were already in "
+              f"{printable(args.output)}; scored the other {scored}", file=sys.stderr)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    from detector.errors import printable
+
+    kept = args.output and args.format == "jsonl"
+    where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if kept else ""
+    print(f"detector: interrupted{where}", file=sys.stderr)
+    return 130
+
+
+def _progress(items: list, quiet: bool):
+    """A progress bar over the texts to score (none for a single text or with --quiet)."""
+    from tqdm.auto import tqdm
+
+    texts = sum(item.error is None for item in items)
+    return tqdm(total=texts, unit="text", desc="scoring", disable=texts < 2 or quiet)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from detector import report
+    from detector.batch import score_items
+    from detector.errors import printable
+
+    items, skipped = _score_inputs(args)
+    detector = _load_detector(args)
+    bar = _progress(items, args.quiet)
+    failed, for_html = [], []
+
+    def records() -> Iterator[dict]:
+        for scored in score_items(detector, items, batch_size=args.batch_size, explain=args.explain):
+            if scored.result is None:
+                failed.append(scored.item)
+                print(f"detector: {printable(scored.item.source)}: {printable(scored.record['error'])}",
+                      file=sys.stderr)
+            elif args.html:
+                for_html.append((scored.item, scored.analysis, scored.result))
+            bar.update(scored.result is not None)
+            yield scored.record
+
+    try:
+        with bar, _output(args) as stream:
+            report.write(records(), stream, args.format)
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    _report(args, detector, for_html, skipped, len(items))
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -305,7 +329,8 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """--device, --engine, --dtype: how the LM runs (score and serve alike)."""
     parser.add_argument("--device", help="torch device for the LM (default: cpu; off the CPU the engine is torch)")
     parser.add_argument("--engine", choices=ENGINES,
-                        help="LM runtime (default: the model's; openvino for the shipped model, ~1.6x torch)")
+                        help="LM runtime (default: the model's; openvino for the shipped model, the faster: "
+                        "benchmarks/SPEED.md)")
     parser.add_argument("--dtype", choices=DTYPES, help="LM precision (default: the model's; bfloat16 for the "
                         "shipped model; another precision shifts p(machine) and is warned about)")
 

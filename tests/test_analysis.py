@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import benchmark, errors, notebook, plots, runs, text
+from analysis import benchmark, error_analysis, notebook, plots, runs, text_view
 from detector import lengths
 from detector.features import FEATURE_NAMES
 from detector.metrics import GLTR_BUCKETS, GLTR_COLOURS, GLTR_LABELS, gltr_bucket, gltr_fractions
@@ -34,7 +34,7 @@ def _scored(rng: np.random.Generator, n: int = 2000) -> pd.DataFrame:
                            "generator": np.where(label == 1, "gen-1.5", "human"), "id": [str(i) for i in range(n)],
                            "text": ["some   words\nhere"] * n})
     scored["length_band"] = lengths.length_band(scored["n_tokens"])
-    scored["outcome"] = [errors.outcome(y, v) for y, v in zip(label, verdict, strict=True)]
+    scored["outcome"] = [error_analysis.outcome(y, v) for y, v in zip(label, verdict, strict=True)]
     return scored
 
 
@@ -74,14 +74,14 @@ def test_gltr_buckets_have_one_definition():
     assert list(gltr_bucket([1, 10, 11, 100, 101, 1000, 1001, 50_000])) == [0, 0, 1, 1, 2, 2, 3, 3]
     assert list(gltr_fractions(_stats([1, 2, 3, 50, 500, 5000]))) == pytest.approx([0.5, 1 / 6, 1 / 6, 1 / 6])
     assert np.isnan(gltr_fractions(_stats([]))).all()
-    table = text.gltr_table({"a": _stats([1, 2000])})
+    table = text_view.gltr_table({"a": _stats([1, 2000])})
     assert list(table.columns) == list(GLTR_LABELS) and table.loc["a", ">1000"] == 0.5
 
 
 def test_token_strings_join_back_to_the_text():
     source = "Hello world,  again\nand again."
     spans = [(5, 11), (11, 12), (14, 19), (19, 20), (20, 23), (24, 29), (29, 30)]  # gaps at 12-14, 23-24
-    tokens = text.token_strings(source, _stats(range(1, 8), spans))
+    tokens = text_view.token_strings(source, _stats(range(1, 8), spans))
     assert tokens[0] == " world" and tokens[2] == "  again" and tokens[5] == " again"
     assert "".join(tokens) == source[5:]
     assert plots.token_heatmap(tokens, np.arange(1, 8)).axes
@@ -89,9 +89,9 @@ def test_token_strings_join_back_to_the_text():
 
 def test_closer_compares_in_units_of_each_class_spread():
     human, machine = [0, 1, 2, 3, 4], [0, 9, 10, 11, 20]
-    assert text.closer(3.5, human, machine) == "human"
-    assert text.closer(9.5, human, machine) == "machine"
-    assert text.closer(float("nan"), human, machine) == "unknown"
+    assert text_view.closer(3.5, human, machine) == "human"
+    assert text_view.closer(9.5, human, machine) == "machine"
+    assert text_view.closer(float("nan"), human, machine) == "unknown"
 
 
 # ----- error analysis -----
@@ -99,19 +99,19 @@ def test_closer_compares_in_units_of_each_class_spread():
 
 def test_error_tables():
     scored = _scored(np.random.default_rng(1))
-    rates = errors.error_rates(scored, "length_band")
+    rates = error_analysis.error_rates(scored, "length_band")
     assert list(rates["length_band"].astype(str))[:2] == ["0-7", "8-15"]  # in length order
     assert rates.loc[0, "uncertain_rate"] == 1.0
-    long = errors.error_rates_long(scored, "domain")
-    assert set(long["kind"]) == set(errors.RATE_NAMES.values()) and len(long) == 2 * 3
-    wrong = errors.errors(scored)
+    long = error_analysis.error_rates_long(scored, "domain")
+    assert set(long["kind"]) == set(error_analysis.RATE_NAMES.values()) and len(long) == 2 * 3
+    wrong = error_analysis.errors(scored)
     assert set(wrong["outcome"]) <= {"false positive", "false negative"} and len(wrong) > 0
     assert wrong.loc[0, "start_of_text"] == "some words here"
-    assert "start_of_text" not in errors.errors(scored.assign(text=None)).columns
-    assert errors.outcome_counts(scored).loc["All", "All"] == len(scored)
+    assert "start_of_text" not in error_analysis.errors(scored.assign(text=None)).columns
+    assert error_analysis.outcome_counts(scored).loc["All", "All"] == len(scored)
     features = pd.DataFrame({name: np.random.default_rng(2).random(len(scored)) for name in FEATURE_NAMES})
     features["gltr_top10"] += scored["label"]
-    top = errors.separating_features(features, scored["label"], top=3)
+    top = error_analysis.separating_features(features, scored["label"], top=3)
     assert top.loc[0, "feature"] == "gltr_top10" and top.loc[0, "auroc"] > 0.99 and len(top) == 3
 
 
@@ -132,7 +132,7 @@ def test_score_features_applies_the_verdict_rule_without_texts():
     features = pd.DataFrame({name: [0.9, 0.9, 0.9, np.nan] for name in FEATURE_NAMES})
     data = FeatureData(table, features, np.array([100, 100, 5, 100]),
                        np.array(["", "", "", ""], dtype=object))
-    scored, _ = errors.score_features(Model(), data)
+    scored, _ = error_analysis.score_features(Model(), data)
     assert list(scored["verdict"]) == ["machine", "machine", "uncertain", "uncertain"]
     assert list(scored["outcome"]) == ["correct", "false positive", "uncertain", "uncertain"]
     assert "too short" in scored.loc[2, "reason"]

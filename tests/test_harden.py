@@ -6,20 +6,46 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_run import craft_malicious_model
 from detector import cache as cache_module
-from detector import inputs, report
+from detector import inputs, jsonl, report
 from detector.errors import printable
 from detector.model import DEFAULT_MODEL_DIR, TRUSTED_TYPES, DetectorModel, ModelError
 from detector.outputs import prepare_resume
+from detector.record import record as make_record
 from detector_cli.main import main
 from tests.conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, SEED
+
+
+def craft_malicious_model(source: Path, target: Path, marker: Path, kind: str = "exec") -> Path:
+    """A copy of a model folder whose skops schema builds builtins.exec(code) or os.system(cmd).
+
+    The code only creates `marker`, so a test can see whether anything ran. skops' audit names the
+    type (builtins.exec / os.system); an allow-list by prefix ("builtins.") would let it through.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "model_card.json", target / "model_card.json")
+    code = {"exec": f"open({str(marker)!r}, 'w').write('ran')", "system": f"touch '{marker}'"}[kind]
+    evil = {"__class__": kind, "__module__": "builtins" if kind == "exec" else "os",
+            "__loader__": "ConstructorFromReduceNode",
+            "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                        "content": [{"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+                                     "content": json.dumps(code), "is_json": True, "__id__": 1}]}}
+    with zipfile.ZipFile(source / "model.skops") as zin:
+        schema = json.loads(zin.read("schema.json"))
+        extractor = schema["content"]["content"]["steps"]["content"][0]["content"][1]
+        extractor["content"]["content"]["device"] = evil
+        with zipfile.ZipFile(target / "model.skops", "w") as zout:
+            for name in zin.namelist():
+                zout.writestr(name, json.dumps(schema) if name == "schema.json" else zin.read(name))
+    return target
 
 
 def digest(path: Path) -> str:
@@ -185,7 +211,7 @@ def test_jsonl_bad_byte_is_that_lines_error_with_its_true_number(tmp_path):
 
 
 def test_jsonl_faults_are_per_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "MAX_LINE", 300_000)
+    monkeypatch.setattr(jsonl, "MAX_LINE", 300_000)
     lines = [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b'{"text": null}', b'{"body": "x"}', b'{"text": 5}',
              b"", b'{"text": "a\\u0000b c"}', b'{"text": "lone \\ud800 surrogate"}',
              json.dumps({"text": "x" * 400_000}).encode(), b'{"text": "after the long line"}', b"\r"]
@@ -235,7 +261,7 @@ def test_records_with_output_field_names_keep_them_under_input(tmp_path):
     record = {"text": "t", "source": "s", "verdict": "v", "k": 1}
     path = write_lines(tmp_path / "in.jsonl", [json.dumps(record).encode()])
     [item] = inputs.iter_jsonl(str(path))
-    rec = report.record(item, None)
+    rec = make_record(item, None)
     assert rec["source"].endswith("in.jsonl:1") and rec["input"] == {"source": "s", "verdict": "v"} and rec["k"] == 1
 
 

@@ -45,10 +45,20 @@ def test_token_stats_bytes_round_trip():
         assert np.array_equal(getattr(back, field), getattr(stats, field))
 
 
+def test_each_zero_shot_score_is_its_feature_column_times_its_sign():
+    from detector.features import ZERO_SHOT_FEATURES, lm_features
+
+    stats = synthetic_stats([-0.5, -3.0, -1.2, -2.2] * 5, [1, 40, 3, 900] * 5, entropy=np.linspace(0.5, 3, 20))
+    features = lm_features(stats, "x" * 200)
+    for name, (score, _) in metrics.ZERO_SHOT.items():
+        column, sign = ZERO_SHOT_FEATURES[name]
+        assert sign in (1, -1) and features[column] == pytest.approx(sign * score(stats)), name
+
+
 def test_zero_shot_scores_are_oriented_higher_is_machine():
     machine_like = synthetic_stats([-0.5] * 20, [1] * 20, entropy=np.full(20, 1.5))
     human_like = synthetic_stats([-4.0] * 20, [200] * 20, entropy=np.full(20, 1.5))
-    for name, score in metrics.ZERO_SHOT.items():
+    for name, (score, _) in metrics.ZERO_SHOT.items():
         if name == "entropy":
             continue  # entropy does not depend on the observed tokens
         assert score(machine_like) > score(human_like), name

@@ -11,13 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pandas as pd
 import pytest
 from conftest import MINI, ROOT
 
-from detector.spark import OUTPUT_COLUMNS, score_texts
+from detector.record import TABLE_COLUMNS
 
 try:
     import pyspark  # noqa: F401
@@ -30,7 +29,7 @@ if _MISSING is None and shutil.which("java") is None and not os.environ.get("JAV
 needs_spark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 N_TEXTS = 16  # enough for several batches on two workers; the LM pass dominates the test's time
-ADDED = [name for name, _ in OUTPUT_COLUMNS]
+ADDED = list(TABLE_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def test_spark_output_equals_detector_score(spark, corpus, default_detector):
             assert (got[key] if pd.notna(got[key]) else None) == row[key], (row["id"], key)
 
     assert out.loc["bad:null", "error"] == "text is null"
-    assert out.loc["bad:blank", "error"].startswith("whitespace only")
+    assert out.loc["bad:blank", "error"].startswith("text is whitespace only")
     assert out.loc[["bad:null", "bad:blank"], ["p_machine", "verdict", "n_tokens"]].isna().all().all()
 
     good = [r for r in rows if r["id"].startswith("mini:")]
@@ -191,31 +190,3 @@ def test_score_corpus_cli(spark, corpus, tmp_path, capsys):
     assert main(["score-corpus", "--data", "nosuch://bucket/corpus.jsonl", "--output", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("detector: error: score-corpus failed:") and err.count("\n") == 1, err
-
-
-@dataclass
-class _Result:
-    p_machine: float
-    verdict: str
-    reason: str
-    n_tokens: int
-
-
-class _StubDetector:
-    """Fails any call holding the text 'boom', as an LM error on one text would."""
-
-    def score(self, texts):
-        if "boom" in texts:
-            raise RuntimeError("the LM choked\nsecond line")
-        return [_Result(0.5, "uncertain", "stub", len(t)) for t in texts]
-
-
-def test_score_texts_isolates_failures():
-    values = ["fine text", None, float("nan"), 7, "", "boom", "another"]
-    out = score_texts(_StubDetector(), values)
-    assert [r["error"] for r in out] == [
-        None, "text is null", "text is null", "text is not a string (int)", "text is empty",
-        "RuntimeError: the LM choked", None,
-    ]
-    assert out[0]["n_tokens"] == len("fine text") and out[6]["verdict"] == "uncertain"
-    assert all(r["p_machine"] is None for r in out[1:6])

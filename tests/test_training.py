@@ -19,6 +19,7 @@ import pytest
 from conftest import MINI, ROOT
 
 from detector.detector import Detector
+from detector.record import TABLE_COLUMNS
 from detector_cli.main import main
 
 
@@ -113,7 +114,8 @@ def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
     texts = pd.read_json(MINI, lines=True)["text"].head(4).tolist()
     pyfunc = mlflow.pyfunc.load_model("models:/tiny/1")
     predicted = pyfunc.predict(pd.DataFrame({"text": texts}))
-    assert list(predicted.columns) == ["p_machine", "verdict", "reason", "n_tokens"] and len(predicted) == 4
+    assert list(predicted.columns) == list(TABLE_COLUMNS) and len(predicted) == 4
+    assert predicted["error"].isna().all()
     results = Detector.load(str(trained)).score(texts)
     direct = [r.p_machine for r in results]
     assert np.allclose(predicted["p_machine"], direct, atol=1e-6)
@@ -121,7 +123,7 @@ def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
     assert predicted["reason"].tolist() == [r.reason for r in results]
     assert predicted["n_tokens"].tolist() == [r.n_tokens for r in results]
     outputs = {c.name for c in pyfunc.metadata.get_output_schema().inputs}
-    assert outputs == {"p_machine", "verdict", "reason", "n_tokens"}
+    assert outputs == set(TABLE_COLUMNS)
     os.environ["MLFLOW_TRACKING_URI"] = store
     try:
         capsys.readouterr()

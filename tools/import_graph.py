@@ -5,8 +5,10 @@
 
 Every import counts, also those inside functions or under `if TYPE_CHECKING:`: a deferred import is
 still a dependency. It fails on an edge between rooms that the layering forbids (arrows point down
-only: detector_cli -> benchmarks -> analysis -> train -> detector, with the exceptions in SHARED) and
-on a cycle between modules.
+only: detector_cli -> benchmarks -> analysis -> train -> detector, with the exceptions in SHARED), on a
+cycle between modules, and, inside the library, on an import from a higher layer (LAYERS: settings ->
+LM and token statistics -> text handling -> features -> decision -> model -> Detector -> I/O ->
+integrations) or on a library module the layer map does not name.
 """
 
 from __future__ import annotations
@@ -31,6 +33,60 @@ ALLOWED = {
 SHARED = {
     "analysis.plots": "the figures: train/ logs its evaluation plots and benchmarks/ draws its own with them",
 }
+
+
+# The library's layers, lowest first, and the modules (or packages, with all their modules) in each.
+# A module may import its own layer and those below it, never one above. A new module of the library
+# is added here, in the layer its job belongs to; the check fails until it is.
+LAYERS = {
+    "settings": ("errors", "settings"),
+    "lm": ("token_stats", "lm", "ov_engine", "torch_engine", "cache", "metrics"),
+    "text": ("normalize", "text"),
+    "features": ("stylometry", "dynamics", "features"),
+    "decision": ("lengths", "thresholds", "novelty", "verdict"),
+    "model": ("model", "model_check", "model_uri"),
+    "detector": ("calibration", "detector", "explain", ""),  # "": the package itself (it re-exports Detector)
+    "io": ("decoding", "documents", "sources", "jsonl", "tables", "inputs", "record", "report", "outputs",
+           "html_report", "batch"),
+    "integrations": ("serve", "spark"),
+}
+LIBRARY = "detector"
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a library module (`detector.serve.app` is in the layer of `serve`), or None."""
+    parts = module.split(".")[1:]
+    for name, members in LAYERS.items():
+        if any(parts[: len(m.split("."))] == m.split(".") if m else not parts for m in members):
+            return name
+    return None
+
+
+def check_layers(graph: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+    """(lines to print, problems): the layer graph inside the library with edge counts, and every
+    upward edge or undeclared module."""
+    order = list(LAYERS)
+    edges: dict[tuple[str, str], int] = defaultdict(int)
+    problems = []
+    library = {m: t for m, t in graph.items() if room(m) == LIBRARY}
+    for module in sorted(library):
+        if layer_of(module) is None:
+            problems.append(f"{module} is in no layer: add it to LAYERS in tools/import_graph.py")
+    for source, targets in sorted(library.items()):
+        for target in sorted(t for t in targets if room(t) == LIBRARY):
+            low, high = layer_of(source), layer_of(target)
+            if low is None or high is None or low == high:
+                continue
+            edges[low, high] += 1
+            if order.index(high) > order.index(low):
+                problems.append(f"upward edge: {source} ({low}) imports {target} ({high})")
+    lines = []
+    for name in reversed(order):
+        present = sorted(m.partition(".")[2] or "(package)" for m in library if layer_of(m) == name)
+        down = [f"{target} ({n})" for (s, target), n in sorted(edges.items(), key=lambda e: -order.index(e[0][1]))
+                if s == name]
+        lines.append(f"  {name:<13} [{', '.join(present) or '-'}] -> {', '.join(down) or '(nothing)'}")
+    return lines, problems
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:
@@ -132,7 +188,10 @@ def check(root: Path = ROOT, show_modules: bool = False) -> tuple[list[str], lis
     if show_modules:
         lines += ["", *(f"{s} -> {', '.join(sorted(t))}" for s, t in sorted(graph.items()) if t)]
     problems += [f"import cycle: {' <-> '.join(group)}" for group in cycles(graph)]
-    return lines, problems
+    layer_lines, layer_problems = check_layers(graph)
+    lines += ["", "layers inside detector/, highest first (each imports only its own and lower ones):",
+              *layer_lines]
+    return lines, problems + layer_problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     lines, problems = check(show_modules=args.modules)
     print("\n".join(lines))
     print(f"shared: {', '.join(SHARED)}")
-    print("\n".join(problems) or "ok: no forbidden edge, no cycle")
+    print("\n".join(problems) or "ok: no forbidden edge, no cycle, no upward layer edge")
     return 1 if problems else 0
 
 

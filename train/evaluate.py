@@ -15,7 +15,7 @@ from analysis import plots
 from detector.features import FEATURE_NAMES
 from detector.lengths import reliability_by_length
 from detector.model import DetectorModel, single_openmp_thread
-from train import metrics
+from train import eval_metrics
 from train.fit import FeatureData, fitted_p_machine
 from train.splits import holdouts
 
@@ -76,7 +76,7 @@ def evaluation_plots(model: DetectorModel, data: FeatureData, p: np.ndarray, fol
 def evaluate_model(model: DetectorModel, data: FeatureData) -> tuple[pd.DataFrame, np.ndarray]:
     """Metric table (overall, per dataset / domain / generator) at the model's own threshold."""
     p = model.p_machine_from_features(data.features)
-    return metrics.metric_table(data.table, p, model.thresholds.machine), p
+    return eval_metrics.metric_table(data.table, p, model.thresholds.machine), p
 
 
 def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str = "hgb",
@@ -90,7 +90,7 @@ def holdout_table(data: FeatureData, split: pd.Series, by: str, classifier: str 
             continue  # nothing left to train on without this group
         test = data.subset(test_mask)
         p = fitted_p_machine(train, test.features, classifier, seed)
-        rows.append({"held_out": value, **metrics.metric_row(test.table["label"], p)})
+        rows.append({"held_out": value, **eval_metrics.metric_row(test.table["label"], p)})
     return pd.DataFrame(rows)
 
 

@@ -21,7 +21,7 @@ from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
 from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty
 from detector.thresholds import Thresholds, threshold_for_fpr
-from train import metrics
+from train import eval_metrics
 from train.balance import balanced_rows
 from train.data import DataError
 from train.recipes import get_recipe
@@ -227,7 +227,7 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
     min_tokens = model.thresholds.min_tokens
     test_p = model.p_machine_from_features(parts["test"].features)
     test_judged = parts["test"].n_tokens >= min_tokens
-    test_table = metrics.metric_table(parts["test"].table[test_judged], test_p[test_judged],
+    test_table = eval_metrics.metric_table(parts["test"].table[test_judged], test_p[test_judged],
                                       model.thresholds.machine)
     overall = test_table.iloc[0].to_dict()
     model.card = ModelCard(
@@ -243,7 +243,8 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
                                                     "k": model.novelty.k, "cut": model.novelty.cut,
                                                     "n_reference": len(model.novelty.reference)},
         test_metrics={k: v for k, v in overall.items() if k not in ("group", "value")},
-        test_metrics_all_lengths=metrics.metric_row(parts["test"].table["label"], test_p, model.thresholds.machine),
+        test_metrics_all_lengths=eval_metrics.metric_row(parts["test"].table["label"], test_p,
+                                                         model.thresholds.machine),
         feature_reference=feature_reference(parts["train"].features, parts["train"].table["label"].to_numpy()),
         # A card field of its own would touch the model module's record; the card keeps unknown keys.
         extra={} if not balance else {"training_balance": {

@@ -20,7 +20,7 @@ import pandas as pd
 from detector.features import ZERO_SHOT_FEATURES
 from detector.model import DetectorModel, score_or_none, single_openmp_thread
 from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
-from train import metrics
+from train import eval_metrics
 from train.balance import balanced_rows
 from train.fit import FeatureData, fit_classifier, fit_detector
 from train.recipes import RECIPES
@@ -47,8 +47,8 @@ def rule_row(y: np.ndarray, p: np.ndarray, said: np.ndarray) -> dict:
     the ranking allows), TPR at the rule, humans called `machine` and `uncertain`."""
     human, machine = y == 0, y == 1
     return {
-        "n_human": int(human.sum()), "n_machine": int(machine.sum()), "auroc": metrics.auroc(y, p),
-        "tpr_at_1fpr": metrics.tpr_at_fpr(y, p, 0.01) if human.sum() >= 20 else np.nan,
+        "n_human": int(human.sum()), "n_machine": int(machine.sum()), "auroc": eval_metrics.auroc(y, p),
+        "tpr_at_1fpr": eval_metrics.tpr_at_fpr(y, p, 0.01) if human.sum() >= 20 else np.nan,
         "human_called_machine": float(np.mean(said[human] == MACHINE)) if human.any() else np.nan,
         "human_uncertain": float(np.mean(said[human] == UNCERTAIN)) if human.any() else np.nan,
         "tpr_at_rule": float(np.mean(said[machine] == MACHINE)) if machine.any() else np.nan,
@@ -63,7 +63,7 @@ def held_out_rows(model: DetectorModel, test: FeatureData) -> list[dict]:
     p = model.p_machine_from_features(test.features)
     said = verdicts(model, test, p)
     zero = zero_shot_scores(test.features)
-    zero_auroc = {name: metrics.auroc(y, zero[name]) for name in zero}
+    zero_auroc = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
     best = max(zero_auroc, key=lambda k: -np.inf if np.isnan(zero_auroc[k]) else zero_auroc[k])
     rows = [{"part": "all", **rule_row(y, p, said), "best_zero_shot": best,
              "best_zero_shot_auroc": zero_auroc[best], "threshold": model.thresholds.machine,
@@ -185,8 +185,8 @@ def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
             zero = zero_shot_scores(test.features)
             said = verdicts(model, test, p)
             rows.append({"setting": setting.name, "generator": generator, "attack": attack, "n_machine": len(part),
-                         "n_human": int(humans.sum()), "auroc": metrics.auroc(y, p),
-                         "best_zero_shot_auroc": max(metrics.auroc(y, zero[c]) for c in zero),
+                         "n_human": int(humans.sum()), "auroc": eval_metrics.auroc(y, p),
+                         "best_zero_shot_auroc": max(eval_metrics.auroc(y, zero[c]) for c in zero),
                          "tpr_at_rule": float(np.mean(said[y == 1] == MACHINE))})
     return pd.DataFrame(rows)
 

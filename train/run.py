@@ -107,7 +107,7 @@ def training_warnings(model: DetectorModel, data: FeatureData, report: TrainingR
 
 def cross_validate(data: FeatureData, split: pd.Series, classifier: str, k: int, seed: int) -> list[float]:
     """Grouped k-fold AUROC on the train split."""
-    from train import metrics
+    from train import eval_metrics
     from train.fit import fitted_p_machine
 
     train = data.subset(split.reset_index(drop=True) == "train")
@@ -116,7 +116,7 @@ def cross_validate(data: FeatureData, split: pd.Series, classifier: str, k: int,
     for fold in range(k):
         held = train.subset(folds == fold)
         p = fitted_p_machine(train.subset(folds != fold), held.features, classifier, seed)
-        scores.append(metrics.auroc(held.table["label"], p))
+        scores.append(eval_metrics.auroc(held.table["label"], p))
     return scores
 
 

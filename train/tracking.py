@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from detector.errors import UserError
-from detector.model import DetectorModel, score_or_nan
+from detector.model import DetectorModel
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # mlflow suggests type hints on predict(); ours takes a DataFrame with a `text` column, by signature.
@@ -62,22 +62,22 @@ with warnings.catch_warnings():  # mlflow nags about type hints when the class i
             self.detector = Detector(DetectorModel.load(context.artifacts[MODEL_ARTIFACT]))
 
         def predict(self, context, model_input, params=None):
-            from detector.features import as_texts
-
-            return predictions_frame(self.detector.score(as_texts(model_input)))
+            return predictions_frame(self.detector, model_input)
 
 
-def predictions_frame(results) -> pd.DataFrame:
-    """The pyfunc's output, one row per text: p(machine) (NaN when unscored), verdict, reason, n_tokens."""
-    return pd.DataFrame({
-        "p_machine": [score_or_nan(r.p_machine) for r in results],
-        "verdict": [r.verdict for r in results],
-        "reason": [r.reason for r in results],
-        "n_tokens": np.array([r.n_tokens for r in results], dtype=np.int64),
-    }, columns=PREDICTION_COLUMNS)
+def predictions_frame(detector, model_input) -> pd.DataFrame:
+    """The pyfunc's output, one row per text (`detector.record.TABLE_COLUMNS`): p(machine) (NaN when
+    unscored), verdict, reason, n_tokens, and the error of a text that could not be scored."""
+    from detector.batch import score_values
+    from detector.record import table_frame
 
-
-PREDICTION_COLUMNS = ["p_machine", "verdict", "reason", "n_tokens"]
+    if isinstance(model_input, pd.DataFrame):
+        if "text" not in model_input.columns:
+            raise ValueError("expected a DataFrame with a 'text' column")
+        model_input = model_input["text"]
+    if isinstance(model_input, str):
+        raise TypeError("expected a sequence of texts, got a single string (wrap it in a list)")
+    return table_frame(score_values(detector, list(model_input)))
 
 
 def requirements(model: DetectorModel) -> list[str]:
@@ -107,9 +107,10 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
 
     example = pd.DataFrame({"text": input_example})
     from detector.detector import Result
+    from detector.record import table_frame, table_row
 
-    shape = [Result(0.5, "uncertain", "an example of the output schema", 0)] * len(example)
-    signature = infer_signature(example, predictions_frame(shape))
+    shape = [table_row(Result(0.5, "uncertain", "an example of the output schema", 0))] * len(example)
+    signature = infer_signature(example, table_frame(shape))
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / MODEL_ARTIFACT)
         info = mlflow.pyfunc.log_model(

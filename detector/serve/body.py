@@ -36,10 +36,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def check_text(text: str, where: str, max_chars: int) -> None:
-    if not text:
-        raise ApiError(422, f"{where} is empty")
-    if not text.strip():
-        raise ApiError(422, f"{where} is whitespace only, nothing to score")
+    blank = inputs.nothing_to_score(text)
+    if blank:
+        raise ApiError(422, f"{where} is {blank}")
     if len(text) > max_chars:
         raise ApiError(413, f"{where} has {len(text)} characters, over the limit of {max_chars} (--max-chars)")
     try:

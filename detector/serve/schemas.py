@@ -3,10 +3,10 @@ error every refusal becomes, {"error": "one line"} with its HTTP status."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from detector.record import openapi_model
 
 
 class ApiError(Exception):
@@ -31,17 +31,7 @@ class RenderRequest(BaseModel):
     text: str
 
 
-class ScoreRecord(BaseModel):
-    """One scored text: the record `detector score --format json` writes."""
-
-    source: str
-    p_machine: float | None
-    verdict: Literal["machine", "human", "uncertain"]
-    reason: str
-    n_tokens: int
-    altered: dict[str, int]
-    explanation: dict | None = None
-    note: str | None = None
+ScoreRecord = openapi_model()  # the record `detector score --format json` writes (detector.record)
 
 
 class RenderAnswer(BaseModel):

@@ -1,6 +1,6 @@
 """Error analysis over a scored data set: outcomes, the mistakes, error rates by length / domain /
 generator, and the features that separate the classes. Length bands and the reliable length are
-`detector.lengths`'; AUROC is `train.metrics.auroc`."""
+`detector.lengths`'; AUROC is `train.eval_metrics.auroc`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from detector.features import FEATURE_NAMES, FEATURES, features_table
 from detector.lengths import length_band
 from detector.model import score_or_nan, score_or_none
-from train import metrics
+from train import eval_metrics
 
 
 def outcome(label: int, verdict: str) -> str:
@@ -91,7 +91,7 @@ def error_rates(scored: pd.DataFrame, by: str) -> pd.DataFrame:
             "false_positive_rate": (human["verdict"] == "machine").mean() if len(human) else np.nan,
             "false_negative_rate": (machine["verdict"] == "human").mean() if len(machine) else np.nan,
             "uncertain_rate": (part["verdict"] == "uncertain").mean(),
-            "auroc": metrics.auroc(part["label"], part["p_machine"]),
+            "auroc": eval_metrics.auroc(part["label"], part["p_machine"]),
         })
     out = pd.DataFrame(rows)
     if isinstance(scored[by].dtype, pd.CategoricalDtype) and not out.empty:  # keep bands in length order
@@ -124,7 +124,7 @@ def separating_features(features: pd.DataFrame, labels, top: int = 8) -> pd.Data
         rows.append({"feature": name, "description": FEATURES[name], "human_median": human.median(),
                      "machine_median": machine.median(),
                      "separation": abs(machine.median() - human.median()) / spread,
-                     "auroc": metrics.auroc(np.r_[np.zeros(len(human)), np.ones(len(machine))],
+                     "auroc": eval_metrics.auroc(np.r_[np.zeros(len(human)), np.ones(len(machine))],
                                             np.r_[human, machine])})
     table = pd.DataFrame(rows).sort_values("separation", ascending=False, ignore_index=True)
     return table.head(top)
