@@ -119,8 +119,7 @@ def count_tokens(files: Sequence[Path], lm: LanguageModel, max_tokens: int = DEF
         texts = pd.read_json(path, lines=True)["text"].dropna().astype(str).tolist()
         for start in range(0, len(texts), 2048):
             chunk = [normalize(t).text for t in texts[start : start + 2048]]
-            ids = lm.tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
-            n_tokens += sum(min(len(i), max_tokens) for i in ids)
+            n_tokens += sum(min(len(lm.tokenize(t)[0]), max_tokens) for t in chunk)
         n_texts += len(texts)
     return n_texts, n_tokens
 

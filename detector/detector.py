@@ -41,19 +41,25 @@ class Detector:
 
     def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None):
         """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
-        "openvino") and `dtype` override the model's LM settings (None keeps them)."""
+        "openvino") and `dtype` override the model's LM settings (None keeps them). Where neither is
+        given and the model leaves its engine open, the LM runs on the engine measured fastest on this
+        machine at the trained precision (`DetectorModel.use_fastest_runtime`)."""
         self.model = model if model is not None else DetectorModel.load()
         if engine is not None or dtype is not None:
             self.model.use_engine(engine, dtype)
+        else:
+            self.model.use_fastest_runtime()
 
     @classmethod
-    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None) -> Detector:
-        """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
+    def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None,
+             tracking_uri: str | None = None) -> Detector:
+        """A model folder, an mlflow model URI (models:/..., runs:/..., looked up in `tracking_uri`, else
+        $MLFLOW_TRACKING_URI), or None for the default."""
         if location is None:
             return cls(engine=engine, dtype=dtype)
         from detector.model_uri import load_model
 
-        return cls(load_model(location), engine=engine, dtype=dtype)
+        return cls(load_model(location, tracking_uri), engine=engine, dtype=dtype)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Normalise each text and run the LM over it once: what `results` scores and explains."""

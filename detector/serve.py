@@ -43,10 +43,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from detector import inputs, report
 from detector.detector import Detector
 from detector.errors import UserError, first_line
+from detector.settings import TOKEN_ENV
 
 log = logging.getLogger("detector.serve")
 
-TOKEN_ENV = "DETECTOR_TOKEN"
 SHUTDOWN_WAIT_S = 10.0  # at exit, how long a batch in progress may finish
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 # The page and the docs load nothing from elsewhere; the browser enforces it.
@@ -573,7 +573,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None,
-          engine: str | None = None) -> int:
+          engine: str | None = None, tracking_uri: str | None = None) -> int:
     """Load once, then serve until Ctrl-C."""
     import signal
 
@@ -584,7 +584,7 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     check_exposure(config.host, config.token)
     sock = _listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
-    detector = Detector.load(location, engine=engine, dtype=dtype)
+    detector = Detector.load(location, engine=engine, dtype=dtype, tracking_uri=tracking_uri)
     if device:
         detector.model.extractor.set_params(device=device)
     app = create_app(detector, config, location)  # switches the stats cache off and loads the LM

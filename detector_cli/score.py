@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from detector.settings import DTYPES, ENGINES, TOKEN_ENV
 from detector_cli.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -106,11 +107,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     given = list(args.paths) + list(args.data or [])
     _check_score_outputs(args, given)
     _check_device(args.device)
-    use_tracking_uri(args)
     _table_paths_warning(args.paths)
     done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
     items = _read_items(args)  # before the model: a missing --text-column fails in a second, not after loading
-    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
+    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, tracking_uri=args.tracking_uri)
     if args.device:
         detector.model.extractor.set_params(device=args.device)
     note = detector.model.check_engine()
@@ -204,7 +204,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     """Score a corpus on Spark (pyspark is an optional extra, imported only here)."""
     import time
 
-    use_tracking_uri(args)
+    use_tracking_uri(args)  # Spark's worker processes load a models:/ URI themselves: through the environment
     local = "://" not in args.output  # URIs (hdfs://, s3a://) are checked by Spark itself when writing
     if local and Path(args.output).exists():
         raise UsageError(f"--output {args.output} exists; choose a new path (it is never overwritten)")
@@ -269,9 +269,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detector.serve import TOKEN_ENV, ServeConfig, serve  # lazy: fastapi only for this command
-
-    use_tracking_uri(args)
+    from detector.serve import ServeConfig, serve  # lazy: fastapi only for this command
 
     for name in ("port", "max_body_bytes", "max_texts", "max_chars", "queue_size", "batch_size"):
         if getattr(args, name) < (0 if name == "port" else 1):
@@ -282,12 +280,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_chars=args.max_chars,
                          queue_size=args.queue_size, timeout_s=args.timeout, batch_texts=args.batch_size,
                          log_texts=args.log_texts)
-    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine)
-
-
-DTYPES = ("float32", "bfloat16", "float16")
-# detector.lm.ENGINES, spelled out so that `--help` imports no torch; tests/test_engines.py checks they match.
-ENGINES = ("torch", "openvino")
+    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine,
+                 tracking_uri=args.tracking_uri)
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ from detector_cli.common import (
     add_text_column,
     add_tracking_uri,
     positive_int,
-    use_tracking_uri,
 )
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
@@ -130,8 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plots:
         check_distinct({"--output": args.output, "--plots": args.plots})
         check_plots_folder(args.plots, given)
-    use_tracking_uri(args)  # a models:/ URI is looked up in this store, and the run is logged there
-    detector = Detector.load(args.model)
+    detector = Detector.load(args.model, tracking_uri=args.tracking_uri)  # and the run is logged there
     table = _load_table(args)
     if not args.no_mlflow:
         from train import tracking

@@ -22,7 +22,7 @@ from detector.lm import (
     known_stats_key,
     stats_key,
 )
-from detector.token_stats import stats_from_logits
+from detector.torch_engine import stats_from_logits
 
 
 def tiny_llama():
@@ -89,7 +89,7 @@ def test_the_graph_is_cached_and_reused_without_torch(openvino_lm, monkeypatch):
         raise AssertionError("the graph was rebuilt or the torch model loaded although the IR is cached")
 
     monkeypatch.setattr(ov_engine, "build_ir", refuse)
-    monkeypatch.setattr(lm_module, "_load_packaged", refuse)
+    monkeypatch.setattr(lm_module, "_load_torch", refuse)
     again = LanguageModel(engine="openvino")
     assert np.array_equal(again.token_stats([HUMAN_TEXT])[0].logp, openvino_lm.token_stats([HUMAN_TEXT])[0].logp)
 
@@ -128,11 +128,3 @@ def test_model_card_records_engine_and_warns_on_another_precision(default_detect
         warnings.simplefilter("error")
         saved.use_engine("openvino", "bfloat16")  # same precision: noted, no warning
     assert saved.check_engine() == "model trained on torch-bfloat16 statistics, scoring with openvino-bfloat16"
-
-
-def test_cli_engine_choices_match_the_library():
-    from detector.lm import ENGINES as LIBRARY
-    from detector_cli.score import ENGINES as CLI
-
-    assert CLI == LIBRARY
-
