@@ -64,18 +64,19 @@ def _skops_io():
     each start-up); our own exact list above names every estimator our models hold, so skops' list is
     not needed: while skops is first imported it sees no estimators, which only makes it trust less.
     """
+    import importlib
     import sys
 
-    if "skops.io" not in sys.modules:
-        import sklearn.utils
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
 
-        every_estimator = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = lambda *args, **kwargs: []
-        try:
-            pass
-        finally:
-            sklearn.utils.all_estimators = every_estimator
-    return sys.modules["skops.io"]
+    every_estimator = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        return importlib.import_module("skops.io")
+    finally:
+        sklearn.utils.all_estimators = every_estimator
 
 
 def single_openmp_thread():

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from detector.errors import UserError
 from detector_cli.common import (
@@ -16,6 +15,9 @@ from detector_cli.common import (
     add_tracking_uri,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
 # import; tests/test_generalise.py checks they match.
@@ -176,6 +178,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise UserError("give --data SPEC... with human texts to take prompts from")
+    import pandas as pd
+
     humans = pd.concat([load_spec(s, text_column=args.text_column, label_column=args.label_column,
                                   label_map=_label_map(args.label_map)) for s in args.data], ignore_index=True)
     if not (humans["label"] == 0).any():
