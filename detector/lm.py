@@ -123,12 +123,24 @@ def _hf_cache_folder(name: str) -> Path:
     return CACHE_DIR / "lm" / name
 
 
+_preparing: list[str] = []  # what is being prepared now, outermost first
+
+
 @contextlib.contextmanager
 def preparing(what: str) -> Iterator[None]:
-    """Say once what is being prepared and, when it is done, how long it took."""
+    """Say once what is being prepared and, when it is done, how long it took. Within another
+    preparation (the runtime choice loads the LM, which may dequantise it first) it says nothing: the
+    outer line covers it."""
+    if _preparing:
+        yield
+        return
+    _preparing.append(what)
     prepare_log.info("preparing %s (once on this machine) ...", what)
     started = time.perf_counter()
-    yield
+    try:
+        yield
+    finally:
+        _preparing.pop()
     prepare_log.info("prepared %s in %.0f s", what, time.perf_counter() - started)
 
 
@@ -229,15 +241,18 @@ class LanguageModel:
                 raise ValueError("the openvino engine runs on the CPU, one window per pass (batch_tokens=0)")
             self.model, (self.tokenizer, self.revision) = None, self._load_openvino(dtype, threads)
         else:
-            from detector import torch_engine
-
-            self.model, self.tokenizer, self.revision = _load_torch(name, dtype)
-            if name in PACKAGED:  # the same ids as transformers' tokenizer, without its per-call overhead
-                self.tokenizer = FileTokenizer(_hf_cache_folder(name))
+            self.model, self.tokenizer, self.revision = _load_torch(name, dtype)  # the tokenizer for generation
+        # Packaged LMs tokenise through their tokenizer.json: the ids transformers' tokenizer gives, faster.
+        if isinstance(self.tokenizer, FileTokenizer):
+            self._encoder = self.tokenizer
+        else:
+            self._encoder = FileTokenizer(_hf_cache_folder(name)) if name in PACKAGED else None
         bos = self.tokenizer.bos_token_id
         self._bos = bos if bos is not None else self.tokenizer.eos_token_id
         if self.model is not None:
-            self._torch = torch_engine.TorchForward(self.model, device, self._bos)
+            from detector.torch_engine import TorchForward
+
+            self._torch = TorchForward(self.model, device, self._bos)
 
     def _load_openvino(self, dtype: str, threads: int | None):
         """(tokenizer, revision) of the LM, with its statistics graph compiled in `dtype`. A packaged LM
@@ -255,8 +270,6 @@ class LanguageModel:
             from detector import torch_engine
 
             model, tokenizer, revision = _load_torch(self.name, "float32")  # float32 weights in the graph
-            if packaged:
-                tokenizer = FileTokenizer(_hf_cache_folder(self.name))
             if not ir_of(revision).exists():
                 with preparing(f"the OpenVINO graph of {self.name} (into {ir_of(revision).parent})"):
                     torch_engine.build_openvino_ir(model, ir_of(revision).parent)
@@ -272,8 +285,8 @@ class LanguageModel:
 
     def tokenize(self, text: str) -> tuple[list[int], np.ndarray]:
         """Token ids (at most max_tokens) and their character spans in `text`."""
-        if isinstance(self.tokenizer, FileTokenizer):
-            ids, offsets = self.tokenizer.encode(text)
+        if self._encoder is not None:
+            ids, offsets = self._encoder.encode(text)
         else:  # a transformers tokenizer (LMs from the hub or a path)
             enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                                  verbose=False)

@@ -26,15 +26,20 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def _no_loader_bars() -> Iterator[None]:
-    """transformers' own progress bars (GGUF dequantising, weight loading) off while loading: the
-    first use on a machine shows one line of its own instead (detector.lm.preparing)."""
+    """transformers' own progress bars (weight loading, and GGUF dequantising, which uses a plain tqdm of
+    its own) off while loading: the first use on a machine shows one line instead (detector.lm.preparing)."""
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_loading
     from transformers.utils import logging as hf_logging
 
-    was_on = hf_logging.is_progress_bar_enabled()
+    was_on, gguf_bar = hf_logging.is_progress_bar_enabled(), gguf_loading.tqdm
     hf_logging.disable_progress_bar()
+    gguf_loading.tqdm = functools.partial(gguf_bar, disable=True)
     try:
         yield
     finally:
+        gguf_loading.tqdm = gguf_bar
         if was_on:
             hf_logging.enable_progress_bar()
 

@@ -83,7 +83,8 @@ def test_the_runtime_choice_is_remembered_per_machine_and_versions(tmp_path, mon
 
     def fake_measure(lm, dtype, reference):  # the timing itself runs the LM: tested slow, below
         measured.append((lm, dtype, reference))
-        return runtime.Choice("torch", reference, {"openvino": 1.0, "torch": 2.0}, {"logp": 0.01, "entropy": 0.0},
+        return runtime.Choice("torch", reference, {"openvino": 1.0, "torch": 2.0},
+                              {"openvino": {"logp": 0.0, "entropy": 0.0}, "torch": {"logp": 0.01, "entropy": 0.0}},
                               False)
 
     monkeypatch.setattr(runtime, "measure", fake_measure)
@@ -138,6 +139,6 @@ def test_the_measured_choice_agrees_with_the_reference(tmp_path):
     choice = runtime.choose(settings.DEFAULT_LM, "bfloat16", "openvino", cache_dir=tmp_path)
     assert set(choice.tokens_per_s) <= set(runtime.CANDIDATES) and "openvino" in choice.tokens_per_s
     assert choice.engine in choice.tokens_per_s and choice.reference == "openvino"
-    assert runtime.within_tolerance(choice.difference)
+    assert runtime.within_tolerance(choice.differences[choice.engine])
     if not choice.fell_back:
         assert choice.tokens_per_s[choice.engine] == max(choice.tokens_per_s.values())
