@@ -185,7 +185,8 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
         "position; openvino's graph always ends in the token statistics (no logits leave it), so its bare "
         "forward is that graph on the same windows. `Detector.score` normalises, tokenises, runs the LM and "
         "the token statistics, features, classifier, novelty check and verdicts (stats cache off). "
-        "`(default)` marks the engine a plain `Detector()` uses.", "",
+        "`(default)` marks detector.settings.DEFAULT_ENGINE, the reference the shipped model was trained on; "
+        "the engine a plain `Detector()` runs on this machine is the runtime choice below.", "",
         markdown_table(speed, digits=2), "",
         "Accuracy of each engine with the shipped model on the fixed labelled dev subset (perplexity: the LM's, "
         "over all scored tokens of the subset):", "",
