@@ -163,17 +163,24 @@ def build_ir(model, folder: Path) -> Path:
 
 def compiled_cache_folder(ir: Path) -> Path:
     """Where OpenVINO keeps the compiled blobs of graph `ir`: inside the IR's folder, which is keyed by
-    the LM revision, OpenVINO's version and GRAPH_VERSION; within it OpenVINO keys each blob by a hash
-    of the graph, the device and the compile options (precision, threads), so no blob outlives what it
-    was compiled from."""
+    the LM revision, OpenVINO's version and GRAPH_VERSION, one sub-folder per compile configuration
+    (`OpenVINOStats`). OpenVINO keys a blob by the graph and the device but not by the precision, while
+    the blob's numbers depend on the precision it was first compiled in (a bfloat16 load of a float32
+    blob differs from bfloat16 compiled anew: tests/test_engines.py), so no two configurations share
+    a folder and no blob is ever served for another configuration than its own."""
     return ir.parent / "compiled"
+
+
+def _config_folder(base: Path, config: dict[str, str]) -> Path:
+    digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:12]
+    return base / f"{config['INFERENCE_PRECISION_HINT']}-{config['INFERENCE_NUM_THREADS']}t-{digest}"
 
 
 class OpenVINOStats:
     """A compiled statistics graph: token ids of one window in, its token statistics out.
 
-    With `compiled_cache`, OpenVINO stores the compiled graph there and later runs load it instead of
-    compiling again (seconds at every start-up otherwise)."""
+    With `compiled_cache` (see compiled_cache_folder), OpenVINO stores the compiled graph there and later
+    runs load it instead of compiling again (seconds at every start-up otherwise)."""
 
     def __init__(self, ir: Path, dtype: str, threads: int, compiled_cache: Path | None = None):
         import openvino as ov
@@ -184,7 +191,7 @@ class OpenVINOStats:
                   "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(max(1, threads))}
         core = ov.Core()
         if compiled_cache is not None:
-            core.set_property({"CACHE_DIR": str(compiled_cache)})
+            core.set_property({"CACHE_DIR": str(_config_folder(compiled_cache, config))})
         graph = core.read_model(str(ir))
         _mark_float32(graph)
         self.compiled = core.compile_model(graph, "CPU", config)
