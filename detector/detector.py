@@ -39,27 +39,29 @@ class Result:
 class Detector:
     """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
 
-    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None):
+    def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None,
+                 fastest_runtime: bool = True):
         """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
         "openvino") and `dtype` override the model's LM settings (None keeps them). Where neither is
         given and the model leaves its engine open, the LM runs on the engine measured fastest on this
-        machine at the trained precision (`DetectorModel.use_fastest_runtime`)."""
+        machine at the trained precision (`DetectorModel.use_fastest_runtime`), unless `fastest_runtime`
+        is False (processes sharing a machine's cores, whose timings would measure each other)."""
         self.model = model if model is not None else DetectorModel.load()
         if engine is not None or dtype is not None:
             self.model.use_engine(engine, dtype)
-        else:
+        elif fastest_runtime:
             self.model.use_fastest_runtime()
 
     @classmethod
     def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None,
-             tracking_uri: str | None = None) -> Detector:
+             tracking_uri: str | None = None, fastest_runtime: bool = True) -> Detector:
         """A model folder, an mlflow model URI (models:/..., runs:/..., looked up in `tracking_uri`, else
         $MLFLOW_TRACKING_URI), or None for the default."""
         if location is None:
-            return cls(engine=engine, dtype=dtype)
+            return cls(engine=engine, dtype=dtype, fastest_runtime=fastest_runtime)
         from detector.model_uri import load_model
 
-        return cls(load_model(location, tracking_uri), engine=engine, dtype=dtype)
+        return cls(load_model(location, tracking_uri), engine=engine, dtype=dtype, fastest_runtime=fastest_runtime)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Normalise each text and run the LM over it once: what `results` scores and explains."""
