@@ -142,3 +142,25 @@ def test_the_measured_choice_agrees_with_the_reference(tmp_path):
     assert runtime.within_tolerance(choice.differences[choice.engine])
     if not choice.fell_back:
         assert choice.tokens_per_s[choice.engine] == max(choice.tokens_per_s.values())
+
+
+def test_the_speed_report_has_the_runtime_choice_and_start_up_tables(tmp_path):
+    import pandas as pd
+
+    from benchmarks.speed import chosen_projection, runtime_choice_table, write_speed
+
+    choice = runtime.Choice("openvino", "openvino", {"openvino": 1200.0, "torch": 1100.0},
+                            {"openvino": {"logp": 0.0, "entropy": 0.0}, "torch": {"logp": 0.04, "entropy": 0.03}},
+                            False)
+    table = runtime_choice_table(choice)
+    assert table["chosen"].tolist() == [True, False] and table["within_tolerance"].all()
+    speed = pd.DataFrame([{"engine": "openvino-bfloat16 (default)", "what": "Detector.score", "tokens": 100,
+                           "seconds": 0.1, "tokens_per_s": 1000.0, "x_bare_float32": 2.0, "share_of_own_bare": 0.9}])
+    latency = pd.DataFrame([{"case": "detector --help", "runs": 5, "wall_s": 0.2, "cpu_s": 0.1}])
+    projection = chosen_projection(choice, 3_600_000, 1000.0)
+    assert "1.0 h" in projection
+    path = write_speed(tmp_path, speed, speed.head(0), "quiet", "detector bench --speed", {"x": "machine"},
+                       projection, table, latency, "quiet")
+    text = path.read_text()
+    assert "## The runtime a first use chooses" in text and "## Start-up latency" in text
+    assert "detector --help" in text and (tmp_path / "results" / "startup.csv").exists()
