@@ -2,3 +2,10 @@
 builds on (same LM, same run) and published large detectors on the same texts, written to
 `benchmarks/RESULTS.md`, `benchmarks/results/*.csv` and `benchmarks/plots/*.png`.
 """
+
+from pathlib import Path
+
+# The source checkout the benchmarks read from and write to, and the default model's training manifest
+# (here, light to import: `detector bench --help` needs them and nothing else).
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MANIFEST = ROOT / "data" / "default_training.json"

@@ -10,18 +10,8 @@ from pathlib import Path
 import sklearn
 import torch
 
-from benchmarks.sample import ROOT
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (else what platform knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from benchmarks import ROOT
+from detector.runtime import cpu_name
 
 
 def memory_gib() -> float | None:

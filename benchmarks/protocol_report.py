@@ -68,24 +68,36 @@ def protocol_figure(frame: pd.DataFrame, names: list[str], folder: Path) -> Path
     return plots.save(fig, folder / "protocol_tpr.png")
 
 
-def run_all(data: FeatureData, before_table: FeatureData | None, refs: FeatureData | None,
-            chosen: Setting) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(protocol rows of every setting, reference-check rows)."""
-    frames = [run_protocol(data, [chosen, *gate_settings(chosen)], references=refs)]
-    if before_table is not None:
-        before = run_protocol(data, [BEFORE], references=refs, train_on=before_table)
-        frames.append(before.assign(setting=before["setting"] + " [last round's sample]"))
-    frames.append(run_protocol(data, ablation_settings(chosen), by=("dataset",), references=refs))
-    frame = pd.concat(frames, ignore_index=True)
-    checks = pd.DataFrame()
-    if refs is not None:
-        checks = pd.concat([reference_check(data, s, refs) for s in [chosen, *gate_settings(chosen)]],
-                           ignore_index=True)
-        if before_table is not None:
-            before = reference_check(before_table, BEFORE, refs)
-            checks = pd.concat([checks, before.assign(setting=before["setting"] + " [last round's sample]")],
-                               ignore_index=True)
+def _main_and_gates(data, refs, chosen):
+    frame = run_protocol(data, [chosen, *gate_settings(chosen)], references=refs)
+    checks = (pd.concat([reference_check(data, s, refs) for s in [chosen, *gate_settings(chosen)]], ignore_index=True)
+              if refs is not None else pd.DataFrame())
     return frame, checks
+
+
+def _before(data, before_table, refs):
+    frame = run_protocol(data, [BEFORE], references=refs, train_on=before_table)
+    checks = reference_check(before_table, BEFORE, refs) if refs is not None else pd.DataFrame()
+    label = f"{BEFORE.name} [last round's sample]"
+    return frame.assign(setting=label), checks.assign(setting=label) if not checks.empty else checks
+
+
+def _ablations(data, refs, chosen):
+    return run_protocol(data, ablation_settings(chosen), by=("dataset",), references=refs), pd.DataFrame()
+
+
+def run_all(data: FeatureData, before_table: FeatureData | None, refs: FeatureData | None,
+            chosen: Setting, jobs: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(protocol rows of every setting, reference-check rows). The three groups of settings run in
+    `jobs` processes (settings that differ only in their verdict rule share fits inside one group)."""
+    from joblib import Parallel, delayed
+
+    tasks = [delayed(_main_and_gates)(data, refs, chosen), delayed(_ablations)(data, refs, chosen)]
+    if before_table is not None:
+        tasks.insert(1, delayed(_before)(data, before_table, refs))
+    parts = Parallel(n_jobs=jobs)(tasks)
+    return (pd.concat([f for f, _ in parts], ignore_index=True),
+            pd.concat([c for _, c in parts if not c.empty], ignore_index=True) if refs is not None else pd.DataFrame())
 
 
 def write_protocol(out: Path, features: Path, references: Path | None, chosen: Setting, command: str,

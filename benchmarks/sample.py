@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import DEFAULT_MANIFEST, ROOT  # noqa: F401  (re-exported: benchmarks look for them here)
 from train.data import load_manifest, load_specs, sample_cells
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MANIFEST = ROOT / "data" / "default_training.json"
 
 # --quick: at most this many machine texts per (dataset, domain, generator) and humans per (dataset, domain).
 QUICK_MACHINE_PER_CELL = 20

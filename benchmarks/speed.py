@@ -4,8 +4,10 @@ For every engine and precision of the LM: tokens/s of its bare forward pass and 
 to end (stats cache off), as ratios to the bare torch float32 forward of the same run (a loaded machine
 slows every row alike, the ratios stay), plus its AUROC and perplexity on a fixed labelled dev subset
 and the largest change of p(machine) against torch float32 on it; and the time to rebuild the default
-model's statistics from all its data with an empty cache, projected from the measured rate. Writes
-benchmarks/SPEED.md, results/speed.csv and results/speed_accuracy.csv.
+model's statistics from all its data with an empty cache, projected from the measured rate; the runtime
+choice a first use makes on this machine (detector/runtime.py) and the start-up latency of one
+`detector score FILE` (benchmarks/startup.py). Writes benchmarks/SPEED.md, results/speed.csv,
+results/speed_accuracy.csv, results/runtime_choice.csv and results/startup.csv.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import pandas as pd
 
 from benchmarks.environment import machine
 from benchmarks.markdown import table as markdown_table
+from benchmarks.startup import latency_table
 from benchmarks.throughput import OtherLoad
+from detector import runtime
 from detector.detector import Detector
-from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_MAX_TOKENS, LanguageModel
+from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel
 from detector.model import score_or_nan
 from detector.normalize import normalize
 from train import eval_metrics
@@ -119,8 +123,7 @@ def count_tokens(files: Sequence[Path], lm: LanguageModel, max_tokens: int = DEF
         texts = pd.read_json(path, lines=True)["text"].dropna().astype(str).tolist()
         for start in range(0, len(texts), 2048):
             chunk = [normalize(t).text for t in texts[start : start + 2048]]
-            ids = lm.tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
-            n_tokens += sum(min(len(i), max_tokens) for i in ids)
+            n_tokens += sum(min(len(lm.tokenize(t)[0]), max_tokens) for t in chunk)
         n_texts += len(texts)
     return n_texts, n_tokens
 
@@ -136,28 +139,71 @@ def rebuild_projection(speed: pd.DataFrame, n_texts: int, n_tokens: int, files: 
             f"(the classifier fits in seconds).")
 
 
+def runtime_choice_table(choice: runtime.Choice) -> pd.DataFrame:
+    """The runtime choice as measured now: each engine's rate on the snippet and its difference from the
+    reference engine's statistics, against the tolerance."""
+    rows = []
+    for engine, rate in choice.tokens_per_s.items():
+        diff = choice.differences[engine]
+        rows.append({"engine": f"{engine}-{DEFAULT_DTYPE}", "snippet_tokens_per_s": rate,
+                     "mean_abs_change_logp": diff["logp"], "mean_abs_change_entropy": diff["entropy"],
+                     "within_tolerance": runtime.within_tolerance(diff), "chosen": engine == choice.engine})
+    return pd.DataFrame(rows)
+
+
+def chosen_projection(choice: runtime.Choice, n_tokens: int, rate: float) -> str:
+    return (f"On the runtime this machine chooses ({choice.engine}-{DEFAULT_DTYPE}), at its end-to-end rate of "
+            f"{rate:,.0f} tokens/s in the table above, the all-data LM pass takes {n_tokens / rate / 3600:.1f} h.")
+
+
+def cpu_flags() -> str:
+    """The CPU features the LM's precision rides on, as /proc/cpuinfo lists them."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8")
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return "CPU flags unknown"
+    return ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in wanted)
+
+
 def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: str, command: str,
-                seed_verdicts: dict[str, str], projection: str) -> Path:
+                seed_verdicts: dict[str, str], projection: str, choice: pd.DataFrame, latency: pd.DataFrame,
+                latency_load: str) -> Path:
     (out / "results").mkdir(parents=True, exist_ok=True)
     speed.to_csv(out / "results" / "speed.csv", index=False)
     accuracy.to_csv(out / "results" / "speed_accuracy.csv", index=False)
+    choice.to_csv(out / "results" / "runtime_choice.csv", index=False)
+    latency.to_csv(out / "results" / "startup.csv", index=False)
     facts = machine()
     lines = [
         "# LM engines side by side", "",
-        f"Regenerate: `{command}`. Machine: {facts['cpu']}, {facts['cores']} cores, torch {facts['torch']}; "
-        f"commit {facts['commit']}; {load}.", "",
+        f"Regenerate: `{command}`. Machine: {facts['cpu']} ({cpu_flags()}), {facts['cores']} cores, "
+        f"torch {facts['torch']}; commit {facts['commit']}; {load}.", "",
         "Ratios are to the bare torch float32 forward pass of the same run (`x_bare_float32`) and to the "
         "engine's own bare forward (`share_of_own_bare`). torch's bare forward computes full logits at every "
         "position; openvino's graph always ends in the token statistics (no logits leave it), so its bare "
         "forward is that graph on the same windows. `Detector.score` normalises, tokenises, runs the LM and "
         "the token statistics, features, classifier, novelty check and verdicts (stats cache off). "
-        "`(default)` marks the engine a plain `Detector()` uses.", "",
+        "`(default)` marks detector.settings.DEFAULT_ENGINE, the reference the shipped model was trained on; "
+        "the engine a plain `Detector()` runs on this machine is the runtime choice below.", "",
         markdown_table(speed, digits=2), "",
         "Accuracy of each engine with the shipped model on the fixed labelled dev subset (perplexity: the LM's, "
         "over all scored tokens of the subset):", "",
         markdown_table(accuracy, digits=4), "",
         "The seed: " + ", ".join(f"{k} `{v}`" for k, v in seed_verdicts.items()) + ".", "",
         projection, "",
+        "## The runtime a first use chooses", "",
+        "Each engine at the shipped model's precision scores a fixed snippet (detector/runtime.py: one warm-up, "
+        "best of 3); the fastest is kept only if its per-token statistics differ from the reference engine's "
+        f"(the model card's) by at most {runtime.TOLERANCE['logp']} nats mean |change| of log p and of entropy "
+        "(the tolerance and the differences it was derived from are in detector/runtime.py), else the reference "
+        "runs. Measured now (a first use remembers its result in the user cache):", "",
+        markdown_table(choice, digits=4), "",
+        "## Start-up latency", "",
+        f"Each run a new process (benchmarks/startup.py), medians of the runs; {latency_load}. `python -c pass` is "
+        "the floor every command pays on this machine as loaded; CPU seconds are user + system of the process.", "",
+        markdown_table(latency, digits=2), "",
     ]
     path = out / "SPEED.md"
     path.write_text("\n".join(lines))
@@ -172,5 +218,12 @@ def run_speed(out: Path, texts: list[str], dev: pd.DataFrame, seed_text: str, co
     accuracy = accuracy_table(detector, dev)
     seed_verdicts = {label(config): with_engine(detector, *config).score(seed_text)[0].verdict for config in CONFIGS}
     n_texts, n_tokens = count_tokens(data_files, detector.model.scoring_engine.language_model())
-    projection = rebuild_projection(speed, n_texts, n_tokens, data_files)
-    return write_speed(out, speed, accuracy, other.describe(), command, seed_verdicts, projection)
+    choice = runtime.measure(DEFAULT_LM, DEFAULT_DTYPE, DEFAULT_ENGINE)
+    end_to_end = speed[speed["what"] == "Detector.score"].set_index("engine")["tokens_per_s"]
+    chosen_rate = end_to_end[label((choice.engine, DEFAULT_DTYPE))]
+    projection = (rebuild_projection(speed, n_texts, n_tokens, data_files) + " "
+                  + chosen_projection(choice, n_tokens, chosen_rate))
+    with OtherLoad() as latency_load:
+        latency = latency_table()
+    return write_speed(out, speed, accuracy, other.describe(), command, seed_verdicts, projection,
+                       runtime_choice_table(choice), latency, latency_load.describe())

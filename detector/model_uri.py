@@ -6,23 +6,22 @@ from pathlib import Path
 
 from detector.errors import first_line
 from detector.model import CARD_FILE, DetectorModel, ModelError
+from detector.settings import DEFAULT_TRACKING_URI, TRACKING_URI_ENV
 
 
-def load_model(location: str) -> DetectorModel:
+def load_model(location: str, tracking_uri: str | None = None) -> DetectorModel:
+    """The model at `location`; models:/ and runs:/ URIs are looked up in `tracking_uri` (None:
+    $MLFLOW_TRACKING_URI, else DEFAULT_TRACKING_URI)."""
     path = Path(location)
     if path.exists():
         found = path if (path / CARD_FILE).exists() or path.is_file() else _find_card(path)
         return DetectorModel.load(found)
     if ":/" in location:
-        return DetectorModel.load(_find_card(_download(location)))
+        return DetectorModel.load(_find_card(_download(location, tracking_uri)))
     raise ModelError(f"{location}: no such model folder (nor an mlflow URI like models:/NAME/1)")
 
 
-# mlflow's own default when nothing is configured; also what `detector train` uses.
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def _tracking_uri_for(uri: str) -> str | None:
+def _tracking_uri_for(uri: str, explicit: str | None = None) -> str | None:
     """The tracking store a models:/ or runs:/ URI is looked up in; None for plain artifact URIs.
 
     mlflow creates a sqlite store on first contact, so an empty mlflow.db would appear in the current
@@ -32,19 +31,20 @@ def _tracking_uri_for(uri: str) -> str | None:
 
     if not uri.startswith(("models:/", "runs:/")):
         return None
-    tracking = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    configured = explicit or os.environ.get(TRACKING_URI_ENV)
+    tracking = configured or DEFAULT_TRACKING_URI
     if tracking.startswith("sqlite:///"):
         db = Path(tracking.removeprefix("sqlite:///"))
         if not db.is_file():
-            where = "" if os.environ.get("MLFLOW_TRACKING_URI") else " (set MLFLOW_TRACKING_URI to your store)"
+            where = "" if configured else f" (set {TRACKING_URI_ENV} or --tracking-uri to your store)"
             raise ModelError(f"{uri}: no mlflow tracking store at {tracking}{where}")
     return tracking
 
 
-def _download(uri: str) -> Path:
+def _download(uri: str, tracking_uri: str | None = None) -> Path:
     import mlflow
 
-    tracking = _tracking_uri_for(uri)
+    tracking = _tracking_uri_for(uri, tracking_uri)
     try:
         if tracking is not None:
             mlflow.set_tracking_uri(tracking)

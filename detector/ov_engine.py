@@ -161,10 +161,28 @@ def build_ir(model, folder: Path) -> Path:
     return folder / IR_FILE
 
 
-class OpenVINOStats:
-    """A compiled statistics graph: token ids of one window in, its token statistics out."""
+def compiled_cache_folder(ir: Path) -> Path:
+    """Where OpenVINO keeps the compiled blobs of graph `ir`: inside the IR's folder, which is keyed by
+    the LM revision, OpenVINO's version and GRAPH_VERSION, one sub-folder per compile configuration
+    (`OpenVINOStats`). OpenVINO keys a blob by the graph and the device but not by the precision, while
+    the blob's numbers depend on the precision it was first compiled in (a bfloat16 load of a float32
+    blob differs from bfloat16 compiled anew: tests/test_engines.py), so no two configurations share
+    a folder and no blob is ever served for another configuration than its own."""
+    return ir.parent / "compiled"
 
-    def __init__(self, ir: Path, dtype: str, threads: int):
+
+def _config_folder(base: Path, config: dict[str, str]) -> Path:
+    digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:12]
+    return base / f"{config['INFERENCE_PRECISION_HINT']}-{config['INFERENCE_NUM_THREADS']}t-{digest}"
+
+
+class OpenVINOStats:
+    """A compiled statistics graph: token ids of one window in, its token statistics out.
+
+    With `compiled_cache` (see compiled_cache_folder), OpenVINO stores the compiled graph there and later
+    runs load it instead of compiling again (seconds at every start-up otherwise)."""
+
+    def __init__(self, ir: Path, dtype: str, threads: int, compiled_cache: Path | None = None):
         import openvino as ov
 
         if dtype not in PRECISION_HINTS:
@@ -172,6 +190,8 @@ class OpenVINOStats:
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[dtype], "PERFORMANCE_HINT": "LATENCY",
                   "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(max(1, threads))}
         core = ov.Core()
+        if compiled_cache is not None:
+            core.set_property({"CACHE_DIR": str(_config_folder(compiled_cache, config))})
         graph = core.read_model(str(ir))
         _mark_float32(graph)
         self.compiled = core.compile_model(graph, "CPU", config)

@@ -57,7 +57,7 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int,
         torch.set_num_threads(threads)
         from detector.detector import Detector
 
-        detector = Detector.load(location, profile=profile)
+        detector = Detector.load(location, profile=profile, fastest_runtime=False)  # workers would time each other
         detector.model.extractor.set_params(cache=stats_cache)
         # The LM loads on the first text not in the cache; load it here, so it counts as loading.
         detector.model.scoring_engine.language_model()

@@ -2,6 +2,7 @@
 
 One LM forward pass yields everything the detector needs; every feature, zero-shot baseline,
 per-sentence score and heatmap is a function of a `TokenStats`, so nothing ever needs a second pass.
+The statistics are computed by the engines (detector/torch_engine.py, detector/ov_engine.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 # Bump when the meaning of the arrays changes: it is part of the cache key.
 STATS_VERSION = 3  # 3: the actual token's logit in float32 over a (possibly bf16) body and head
@@ -62,28 +62,3 @@ class TokenStats:
     def empty(cls) -> TokenStats:
         return cls(*(np.zeros(0, dtype=np.float32) for _ in FIELDS[:4]),
                    *(np.zeros(0, dtype=np.int32) for _ in FIELDS[4:]))
-
-
-def stats_from_logits(logits: torch.Tensor, targets: torch.Tensor,
-                      target_logit: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Token statistics from next-token logits [T, V] and the tokens that actually came [T].
-
-    `target_logit` [T], if given, is a more precise logit of each actual token than `logits` holds
-    (see LanguageModel._head_stats). Overwrites `logits` (float32) in place and uses one extra [T, V]
-    buffer: over a 49k vocabulary these reductions cost as much as the forward pass if written naively.
-    """
-    logprobs = logits.float()
-    if target_logit is None:
-        target_logit = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    # Counts the token's own (rounded) logit too when it lands above the exact one (about half the tokens
-    # in bf16). Excluding it was tried (issue 10): held-out webtext humans called machine went from 1.7% to
-    # 6.0% (leave-one-dataset-out on default-v2), so the rank keeps this definition.
-    rank = (logprobs > target_logit.unsqueeze(-1)).sum(-1) + 1
-    log_normaliser = torch.logsumexp(logprobs, dim=-1)
-    logprobs.sub_(log_normaliser.unsqueeze(-1))
-    target_logp = target_logit - log_normaliser
-    weighted = logprobs.exp().mul_(logprobs)  # p * log p
-    mean_logp = weighted.sum(-1)
-    second_moment = weighted.mul_(logprobs).sum(-1)  # p * (log p)^2
-    var_logp = (second_moment - mean_logp.square()).clamp_min(0)
-    return {"logp": target_logp, "rank": rank, "entropy": -mean_logp, "var_logp": var_logp}

@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from benchmarks.sample import DEFAULT_MANIFEST, ROOT, manifest_name
+from benchmarks import DEFAULT_MANIFEST, ROOT
 from detector_cli.common import EXIT_OK, add_parser
 
 
@@ -30,6 +30,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def cmd_protocol(args: argparse.Namespace, command: str) -> int:
     from benchmarks.protocol_report import write_protocol
+    from benchmarks.sample import manifest_name
     from train.default import BEFORE_TABLE, FEATURES_DIR, MANIFEST, SETTING
 
     name = manifest_name(MANIFEST)  # the shipped model's training table

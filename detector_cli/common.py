@@ -27,7 +27,10 @@ def positive_int(value: str) -> int:
 
 
 def quiet_libraries() -> None:
-    """Keep library chatter (transformers, mlflow, tqdm of loaders) off the user's terminal."""
+    """Keep library chatter (transformers, mlflow, tqdm of loaders) off the user's terminal; what the
+    detector prepares once per machine is said in one line (the `detector.prepare` logger). Imports
+    none of those libraries: transformers reads its verbosity from the environment when it loads, and
+    the detector turns its loading bars off itself (detector.torch_engine)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -35,10 +38,7 @@ def quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="detector: %(message)s")
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    logging.getLogger("detector.prepare").setLevel(logging.INFO)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -71,6 +71,7 @@ def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
 
 
 def use_tracking_uri(args: argparse.Namespace) -> None:
-    """--tracking-uri wins over $MLFLOW_TRACKING_URI for everything this command does with mlflow."""
+    """--tracking-uri wins over $MLFLOW_TRACKING_URI in this process and the worker processes it starts
+    (only `score-corpus` needs this: elsewhere the URI is passed as a parameter)."""
     if getattr(args, "tracking_uri", None):
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri

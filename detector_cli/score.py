@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from detector.settings import DTYPES, ENGINES, TOKEN_ENV
 from detector_cli.common import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -110,7 +111,6 @@ def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
         inputs.check_spec(spec)
     _check_score_outputs(args, list(args.paths) + list(args.data or []))
     _check_device(args.device)
-    use_tracking_uri(args)
     _table_paths_warning(args.paths)
     done, torn = prepare_resume(args.output) if args.resume else (set(), False)  # refuses a foreign file
     items = _read_items(args)
@@ -131,7 +131,8 @@ def _load_detector(args: argparse.Namespace):
         from detector.calibration import CalibrationProfile
 
         args.profile = CalibrationProfile.load(args.profile)  # a broken profile fails before the model loads
-    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile)
+    detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile,
+                             tracking_uri=args.tracking_uri)
     if args.device:
         detector.model.extractor.set_params(device=args.device)
     note = detector.model.check_engine()
@@ -232,7 +233,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
     """Score a corpus on Spark (pyspark is an optional extra, imported only here)."""
     import time
 
-    use_tracking_uri(args)
+    use_tracking_uri(args)  # Spark's worker processes load a models:/ URI themselves: through the environment
     local = "://" not in args.output  # URIs (hdfs://, s3a://) are checked by Spark itself when writing
     if local and Path(args.output).exists():
         raise UsageError(f"--output {args.output} exists; choose a new path (it is never overwritten)")
@@ -299,9 +300,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detector.serve import TOKEN_ENV, ServeConfig, serve  # lazy: fastapi only for this command
-
-    use_tracking_uri(args)
+    from detector.serve import ServeConfig, serve  # lazy: fastapi only for this command
 
     for name in ("port", "max_body_bytes", "max_texts", "max_chars", "queue_size", "batch_size"):
         if getattr(args, name) < (0 if name == "port" else 1):
@@ -312,17 +311,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_texts=args.max_texts, max_chars=args.max_chars,
                          queue_size=args.queue_size, timeout_s=args.timeout, batch_texts=args.batch_size,
                          log_texts=args.log_texts)
-    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine, profile=args.profile)
+    return serve(args.model, config, device=args.device, dtype=args.dtype, engine=args.engine,
+                 profile=args.profile, tracking_uri=args.tracking_uri)
 
 
 def add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", metavar="PROFILE", help="calibration profile from `detector calibrate` "
                         "(made for this model): verdict thresholds set on your own human texts")
 
-
-DTYPES = ("float32", "bfloat16", "float16")
-# detector.lm.ENGINES, spelled out so that `--help` imports no torch; tests/test_engines.py checks they match.
-ENGINES = ("torch", "openvino")
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from detector.errors import UserError
 from detector_cli.common import (
@@ -15,8 +14,10 @@ from detector_cli.common import (
     add_text_column,
     add_tracking_uri,
     positive_int,
-    use_tracking_uri,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
 # import; tests/test_generalise.py checks they match.
@@ -130,8 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plots:
         check_distinct({"--output": args.output, "--plots": args.plots})
         check_plots_folder(args.plots, given)
-    use_tracking_uri(args)  # a models:/ URI is looked up in this store, and the run is logged there
-    detector = Detector.load(args.model)
+    detector = Detector.load(args.model, tracking_uri=args.tracking_uri)  # and the run is logged there
     table = _load_table(args)
     if not args.no_mlflow:
         from train import tracking
@@ -178,6 +178,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise UserError("give --data SPEC... with human texts to take prompts from")
+    import pandas as pd
+
     humans = pd.concat([load_spec(s, text_column=args.text_column, label_column=args.label_column,
                                   label_map=_label_map(args.label_map)) for s in args.data], ignore_index=True)
     if not (humans["label"] == 0).any():

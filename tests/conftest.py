@@ -79,9 +79,11 @@ def _fast_tests_load_no_lm(request, monkeypatch):
 
     import detector.features
     import detector.lm
+    import detector.runtime
 
     monkeypatch.setattr(detector.lm.LanguageModel, "__init__", refuse)
     monkeypatch.setattr(detector.features, "shared_lm", refuse)
+    monkeypatch.setattr(detector.runtime, "measure", refuse)  # timing the runtimes runs the LM
 
 
 @pytest.fixture(scope="session", autouse=True)

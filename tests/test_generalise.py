@@ -168,3 +168,21 @@ def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
         main([str(tmp_path / "main.parquet"), "--extra", str(tmp_path / "extra.parquet")])
     assert stop.value.code == 2
     assert "feature_version 1 vs 2" in capsys.readouterr().err
+
+
+def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
+    from benchmarks.protocol_report import BEFORE as LAST_ROUND
+    from benchmarks.protocol_report import write_protocol
+
+    data, before = synthetic_data(), synthetic_data(seed=1)
+    data.save(tmp_path / "now.parquet", lm="x", engine="openvino", dtype="bfloat16", max_tokens="512")
+    before.features = before.features.drop(columns=["zlib_ratio"])  # an older table lacks the new features
+    before.features["zlib_ratio"] = np.nan
+    before.save(tmp_path / "before.parquet")
+    chosen = Setting("hgb-all", balance=300)
+    path = write_protocol(tmp_path, tmp_path / "now.parquet", None, chosen, "test", before=tmp_path / "before.parquet")
+    text = path.read_text()
+    frame = pd.read_csv(tmp_path / "results" / "protocol.csv")
+    assert {chosen.name, f"{LAST_ROUND.name} [last round's sample]"} <= set(frame["setting"])
+    assert any("minus-dynamics" in s for s in frame["setting"])  # a family ablation ran
+    assert "Chosen: **" in text and "## Gates: TPR at the rule per held-out set" in text

@@ -40,7 +40,7 @@ SHARED = {
 # is added here, in the layer its job belongs to; the check fails until it is.
 LAYERS = {
     "settings": ("errors", "settings"),
-    "lm": ("token_stats", "lm", "ov_engine", "torch_engine", "cache", "metrics"),
+    "lm": ("token_stats", "lm", "ov_engine", "torch_engine", "runtime", "cache", "metrics"),
     "text": ("normalize", "text"),
     "features": ("stylometry", "dynamics", "features"),
     "decision": ("lengths", "thresholds", "novelty", "verdict"),

@@ -20,8 +20,8 @@ import pandas as pd
 
 from detector.errors import UserError
 from detector.model import DetectorModel
+from detector.settings import DEFAULT_TRACKING_URI, TRACKING_URI_ENV
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # mlflow suggests type hints on predict(); ours takes a DataFrame with a `text` column, by signature.
 warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 MODEL_ARTIFACT = "detector_model"
@@ -32,7 +32,7 @@ class TrackingError(UserError):
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return explicit or os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI
 
 
 def connect(uri: str | None, experiment: str) -> str:

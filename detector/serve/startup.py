@@ -35,14 +35,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(location: str | None, config: ServeConfig, device: str | None = None, dtype: str | None = None,
-          engine: str | None = None, profile: str | None = None) -> int:
+          engine: str | None = None, profile: str | None = None, tracking_uri: str | None = None) -> int:
     """Load once, then serve until Ctrl-C."""
     # The CLI lets SIGPIPE end `detector score | head` quietly; a server must outlive a client hanging up.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     check_exposure(config.host, config.token)
     sock = listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
-    detector = Detector.load(location, engine=engine, dtype=dtype, profile=profile)
+    detector = Detector.load(location, engine=engine, dtype=dtype, profile=profile, tracking_uri=tracking_uri)
     if device:
         detector.model.extractor.set_params(device=device)
     app = create_app(detector, config, location)  # switches the stats cache off and loads the LM
