@@ -21,7 +21,7 @@ SEED_TEXT = REPO_ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
 # texts to score when no data is named.
 EXAMPLE_TEXTS = REPO_ROOT / "tests" / "fixtures" / "mini.jsonl"
 # The committed feature table of the default model's training sample (no texts): analysis without an LM pass.
-FEATURE_TABLE = REPO_ROOT / "data" / "features" / "default-v2.parquet"
+FEATURE_TABLE = REPO_ROOT / "data" / "features" / "all-v3.parquet"
 BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 ENV_VARS = {

@@ -8,7 +8,7 @@ own rule) and after (the profile): humans called `machine` (observed, with its 9
 bound) and TPR at the rule; and TPR against the number of calibration humans (mean over seeded draws).
 Works from a feature table alone (no LM, no texts):
 
-    python -m benchmarks.calibration data/features/default-v2.parquet
+    python -m benchmarks.calibration data/features/all-v3.parquet
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def write_report(table: pd.DataFrame, curve: pd.DataFrame, figure: Path, out: Pa
     return path
 
 
-def report_from_results(out: Path = OUT, source: str = "default-v2.parquet",
-                        command: str = "python -m benchmarks.calibration data/features/default-v2.parquet") -> Path:
+def report_from_results(out: Path = OUT, source: str = "all-v3.parquet",
+                        command: str = "python -m benchmarks.calibration data/features/all-v3.parquet") -> Path:
     """Rewrite CALIBRATION.md and the figure from the CSVs a `run` wrote (no refitting)."""
     table = pd.read_csv(out / "results" / "calibration.csv", keep_default_na=False, na_values=[""])
     table["note"] = table["note"].fillna("")
@@ -189,7 +189,7 @@ def report_from_results(out: Path = OUT, source: str = "default-v2.parquet",
 
 
 def run(features: str | Path, out: Path = OUT, fpr: float = 0.01, seed: int = 0,
-        command: str = "python -m benchmarks.calibration data/features/default-v2.parquet") -> Path:
+        command: str = "python -m benchmarks.calibration data/features/all-v3.parquet") -> Path:
     """Everything above from one feature table: CSVs in results/, the figure in plots/, CALIBRATION.md."""
     data, _ = FeatureData.load(features)
     models = held_out_models(data, SETTING, seed=seed)
@@ -205,7 +205,7 @@ def run(features: str | Path, out: Path = OUT, fpr: float = 0.01, seed: int = 0,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("features", help="feature table (train.fit.FeatureData parquet), e.g. "
-                        "data/features/default-v2.parquet")
+                        "data/features/all-v3.parquet")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for CALIBRATION.md, results/ and plots/")
     parser.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the profiles")
     parser.add_argument("--seed", type=int, default=0)

@@ -96,7 +96,12 @@ def test_transform_is_row_wise(cached):
     extractor = FeatureExtractor(cache=cached).fit(TEXTS)
     table = extractor.transform(TEXTS)
     assert list(table.columns) == FEATURE_NAMES and len(table) == len(TEXTS)
-    assert table.iloc[:3].notna().all(axis=None)
+    from detector.dynamics import DYNAMICS_FEATURES
+
+    # every feature of a text with tokens, but series features too long for these short texts (NaN,
+    # imputed by the classifier steps): ordinal patterns every 4th token need ~56 tokens
+    series = [f for f in DYNAMICS_FEATURES if f.startswith("ordinal_entropy")]
+    assert table.iloc[:3].drop(columns=series).notna().all(axis=None)
     assert table.iloc[3][["logp_mean", "lrr"]].isna().all()  # no tokens: no LM features, not zeros
     reordered = extractor.transform(TEXTS[::-1])
     pd.testing.assert_frame_equal(reordered.iloc[::-1].reset_index(drop=True), table)

@@ -12,7 +12,7 @@ from detector.text import sentence_spans
 from detector.thresholds import threshold_for_fpr
 from detector.token_stats import TokenStats
 from detector.torch_engine import stats_from_logits
-from train import metrics as eval_metrics
+from train import eval_metrics
 from train.data import DataError, map_labels, strip_shared_prefix
 from train.splits import holdouts, train_val_test
 

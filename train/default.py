@@ -63,7 +63,7 @@ def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData
         print(f"{path.relative_to(ROOT)} was made with other settings ({metadata}): recomputing")
     table = make_table()
     print(f"{name}: {len(table)} texts through the LM (cached statistics are reused)", flush=True)
-    data = FeatureData.compute(table, engine)
+    data = FeatureData.compute(table, engine, workers=2)
     data.save(path, **wanted)
     return data
 

@@ -1,12 +1,14 @@
 """Fill the token-statistics cache for a manifest's texts (the slow, resumable part of training).
 
-    python -m train.extract data/default_training.json
+    python -m train.extract data/all_data.json [--shard K/N]
+    python -m train.extract data/all_data.json --table data/features/all-v3.parquet
 
 Texts go through the LM cell by cell in turn (a cell is a dataset, domain, generator and attack; in a
 seeded random order inside each; the humans of a dataset and domain take as many turns as its machine
 cells together, since every threshold is set on humans), so a run stopped part-way has every small
 cell complete and the large ones equally far along: the most balanced sample the time allowed. A rerun skips what is
-cached. Run it alone or with OMP_NUM_THREADS=1.
+cached. Run it alone or with OMP_NUM_THREADS=1. `--table` writes the numeric feature table (no texts) of
+the manifest's texts the pass has reached so far, with no LM pass: what `python -m train.default` reads.
 """
 
 from __future__ import annotations
@@ -38,6 +40,26 @@ def interleaved_order(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
     return np.lexsort((tie, turn))
 
 
+def write_cached_table(table: pd.DataFrame, path: str) -> None:
+    """The feature table (train.fit.FeatureData, no texts) of the rows whose statistics are cached."""
+    from detector.cache import StatsCache
+    from detector.lm import known_stats_key
+    from train.default import engine_signature
+    from train.fit import FeatureData
+
+    engine = ScoringEngine()
+    texts = [normalize(t).text for t in table["text"]]
+    cache = StatsCache()
+    found = cache.get_many(known_stats_key(engine.lm, engine.dtype, engine.max_tokens, engine=engine.engine_name),
+                           texts)
+    cache.close()
+    cached = np.array([t in found for t in texts])
+    data = FeatureData.compute(table[cached], engine, workers=2)
+    data.save(path, **engine_signature(engine))
+    counts = data.table.groupby("dataset").size().to_dict()
+    print(f"{path}: {len(data.table)} of {len(table)} texts ({counts}), {int(data.n_tokens.sum())} tokens", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest")
@@ -45,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard", default="0/1", metavar="K/N",
                         help="this process takes chunks K, K+N, K+2N, ... (N processes of one LM thread each "
                              "share a busy machine better than one process of N threads)")
+    parser.add_argument("--table", metavar="PARQUET", help="write the feature table of the texts already cached")
     args = parser.parse_args(argv)
     table, manifest = load_manifest(args.manifest)
+    if args.table:
+        return write_cached_table(table, args.table)
     print(f"{manifest['name']}: {len(table)} texts; {table.groupby('dataset').size().to_dict()}", flush=True)
     engine = ScoringEngine(progress=True)
     order = interleaved_order(table, manifest.get("seed", 0))

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from detector.explain import feature_reference
-from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, ScoringEngine, features_table
+from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, ScoringEngine
 from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
 from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty
@@ -55,13 +55,20 @@ class FeatureData:
             self.problem = np.full(len(self.table), "", dtype=object)
 
     @classmethod
-    def compute(cls, table: pd.DataFrame, engine: ScoringEngine) -> FeatureData:
-        from detector.verdict import text_problem
-
+    def compute(cls, table: pd.DataFrame, engine: ScoringEngine, workers: int = 1) -> FeatureData:
+        """Features of `table`'s texts (one LM pass for those not in the stats cache); the features of
+        the analysed texts are computed in `workers` processes (sentence splitting is the slow part)."""
         analyses: list[Analysis] = engine.analyse(table["text"].tolist())
-        return cls(table.reset_index(drop=True), features_table(analyses),
-                   np.array([len(a.stats) for a in analyses]),
-                   np.array([text_problem(a.text) or "" for a in analyses], dtype=object))
+        if workers > 1:
+            from multiprocessing import Pool
+
+            with Pool(workers) as pool:
+                rows = pool.map(_features_and_problem, analyses, chunksize=64)
+        else:
+            rows = [_features_and_problem(a) for a in analyses]
+        return cls(table.reset_index(drop=True), pd.DataFrame([f for f, _ in rows], columns=FEATURE_NAMES,
+                                                              dtype=float),
+                   np.array([len(a.stats) for a in analyses]), np.array([p for _, p in rows], dtype=object))
 
     def subset(self, mask) -> FeatureData:
         mask = np.asarray(mask)
@@ -101,6 +108,12 @@ class FeatureData:
         features = frame.reindex(columns=FEATURE_NAMES) if missing_features else frame[FEATURE_NAMES]
         return cls(table, features.astype(float), frame["n_tokens"].to_numpy(),
                    frame["problem"].to_numpy(dtype=object)), metadata
+
+
+def _features_and_problem(analysis: Analysis) -> tuple[dict[str, float], str]:
+    from detector.verdict import text_problem
+
+    return analysis.features(), text_problem(analysis.text) or ""
 
 
 def fit_classifier(data: FeatureData, recipe: str = "hgb", seed: int = 0) -> Pipeline:
