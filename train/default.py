@@ -55,7 +55,7 @@ def feature_table(name: str, make_table, recompute: bool = False) -> FeatureData
     engine = ScoringEngine(progress=True)
     wanted = engine_signature(engine)
     if path.exists() and not recompute:
-        data, metadata = FeatureData.load(path)
+        data, metadata = FeatureData.load(path, missing_features=True)  # older tables: refused below
         metadata = {"engine": "torch", **metadata}  # tables from before engines were recorded: torch
         if all(metadata.get(k) == v for k, v in wanted.items()):
             print(f"{path.relative_to(ROOT)}: {len(data.table)} texts, features from the committed table")
