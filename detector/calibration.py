@@ -302,7 +302,7 @@ class CalibrationProfile:
         try:
             handle = open(path, "x", encoding="utf-8")  # noqa: SIM115
         except OSError as err:
-            why = "exists; not overwriting it" if isinstance(err, FileExistsError) else \
+            why = "already exists; not overwriting it" if isinstance(err, FileExistsError) else \
                 f"cannot create ({err.strerror or err})"
             raise ProfileError(f"{path}: {why}") from err
         with handle:

@@ -98,11 +98,13 @@ class ModelError(UserError):
 
 def p_machine_of(classifier: Pipeline, table: pd.DataFrame) -> np.ndarray:
     """p(machine) of each row of a feature table from fitted classifier steps (the pipeline after its
-    feature extractor); rows with a missing feature (a text without tokens) get NaN, not a guess."""
+    feature extractor); rows without LM features (a text without tokens) get NaN, not a guess. Other
+    missing features (a series too short for its ordinal patterns, say) are imputed by the steps."""
     from joblib import parallel_config
 
     p = np.full(len(table), np.nan)
-    ok = table.notna().all(axis=1).to_numpy()
+    # logp_mean is missing exactly when a text has no scored token (detector.features.lm_features)
+    ok = (table["logp_mean"].notna() if "logp_mean" in table else table.notna().all(axis=1)).to_numpy()
     if ok.any():
         # The forest's trees one after another: its thread pool cost more than it saved here (0.12 s
         # against 0.02 s for one text, 0.034 against 0.021 s for 2,000) and summed the trees in a varying
@@ -162,7 +164,9 @@ class ModelCard:
             if f.name == "holdout_auroc":  # flat keys, as cards have always had them
                 out.update({f"holdout_{by}_auroc": table for by, table in value.items()})
             elif f.name == "thresholds":
-                out["thresholds"] = None if value is None else asdict(value)
+                # `novel` is written only where set, so cards from before it round-trip unchanged
+                out["thresholds"] = None if value is None else {k: v for k, v in asdict(value).items()
+                                                                if k != "novel" or v is not None}
             elif f.name == "cv_auroc" and not value:
                 continue
             elif f.name == "extra":
