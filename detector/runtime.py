@@ -41,7 +41,7 @@ CHOICE_VERSION = 1
 # AUROC within 0.005) and refuses anything computing something else.
 TOLERANCE = {"logp": 0.05, "entropy": 0.05}
 
-# The snippet every candidate scores (our own text, ~170 tokens: long enough to time, short enough
+# The snippet every candidate scores (our own text, 148 tokens: long enough to time, short enough
 # to keep the first use quick).
 SNIPPET = (
     "The library on Mill Street will close for three weeks in March while the roof is replaced. Staff "
