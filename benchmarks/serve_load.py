@@ -63,8 +63,8 @@ def pathological_texts(n: int = PATHOLOGICAL_CHARS, seed: int = 0) -> dict[str, 
     words = " ".join(letters[i : i + rng.randint(2, 9)] for i in range(0, n, 6))[:n]
     combining = "".join(rng.choice(string.ascii_lowercase) + "".join(chr(0x300 + rng.randrange(0x70)) for _ in range(9))
                         for _ in range(n // 10))
-    return {"letters, no space or sentence end": letters, "one line of words, no sentence end": words,
-            "deep combining marks (9 per letter)": combining, "50,000 one-letter sentences (a!a!...)": "a!" * (n // 2)}
+    return {"letters, no space or sentence end": letters, "50,000 one-letter sentences (a!a!...)": "a!" * (n // 2),
+            "one line of words, no sentence end": words, "deep combining marks (9 per letter)": combining}
 
 
 def summary(answers: list[client.Answer], direct: dict[str, dict], sent: int) -> dict:
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finish-by", type=float, metavar="EPOCH_SECONDS",
                         help="shorten the soak so the whole run ends by then (its scoring after the soak included)")
     parser.add_argument("--note", default="", help="a line about the conditions, written into the report")
+    parser.add_argument("--pathological", type=int, default=4, help="how many of the four pathological texts to send")
     parser.add_argument("--no-unbounded", action="store_true", help="skip timing the pathological texts unbounded")
     parser.add_argument("--reference", type=Path, metavar="FILE", help="the direct answers: read from FILE if it "
                         "holds them all, else computed after the served runs and written there")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         args.requests, args.requests_few, args.soak_seconds, args.rss_every = 8, 4, 20, 2
 
     texts = texts_mix(args.requests)
-    odd = pathological_texts()
+    odd = dict(list(pathological_texts().items())[: args.pathological])
     if args.reference_only:
         reference(args.reference, texts + list(odd.values()), list(odd.values()))
         return 0
