@@ -119,7 +119,14 @@ def normalize(text: str) -> Normalized:
             out.append(" ")
         else:
             out.append(ch)
+    # Mapping a mixed word can make the text mostly Latin, which maps the look-alikes of other words too:
+    # map until nothing changes, so that normalising a normalised text changes nothing (each round only
+    # adds Latin letters, so it ends).
     text, n_homoglyphs = _map_homoglyphs("".join(out))
+    changed = n_homoglyphs
+    while changed:
+        text, changed = _map_homoglyphs(text)
+        n_homoglyphs += changed
     if n_homoglyphs:
         alterations["homoglyphs"] = n_homoglyphs
     return Normalized(text, alterations, unread)

@@ -11,9 +11,10 @@ reference texts (train.references: man pages and package docs of this machine).
 
 Trains the protocol's setting (recipe, balance, verdict rule) on the balanced subset of a grouped
 train split, chooses the thresholds (worst dataset:domain group of validation humans, in each length
-band) and the novelty cut on all of the validation split, and reports test metrics; the human
-references are never fitted on: they check the false-positive rate out of domain. Nothing is tuned on
-the seed.
+band, and of the human references: man pages and package docs, prose a small LM finds easy) and the
+novelty cut on all of the validation split, and reports test metrics. No classifier is fitted on the
+references; the protocol checks the rule on a half of them its thresholds never saw. Nothing is tuned
+on the seed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ MANIFEST = ROOT / "data" / "all_data.json"
 # Last round's training sample (manifest default-v2, feature version 2): the protocol's "before".
 BEFORE_TABLE = FEATURES_DIR / "default-v2.parquet"
 # The protocol's choice (benchmarks/PROTOCOL.md): the highest mean TPR at the rule over held-out datasets
-# among the settings that keep the 1% false-positive promise on every held-out set and reference.
+# among the settings that keep the 1% false-positive promise on every held-out set and reference. None kept
+# it everywhere; thresholds on the references too came closest but still accused 1.3-1.8% of a held-out
+# half of them, called the seed human and caught 27% in-distribution (96+ tokens) against 61%: not shipped.
 SETTING = Setting("rf-all", balance=300)
 
 
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     from train.references import reference_table
 
     references = feature_table("references", reference_table, args.recompute)
-    # The references are never fitted on: they check the false-positive rate out of domain (card, protocol).
+    # The references are never fitted on. With the setting's `references`, the thresholds are also set on
+    # them (and the protocol's reference check then uses a held-out half of them).
     setting = replace(SETTING, recipe=args.recipe)
     # Held-out performance comes from the protocol below (whole datasets and domains held out), which
     # replaces the per-generator hold-outs and CV folds: on all the data those would be dozens of fits.
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                        data_specs=[f"manifest:{manifest['name']}"], tracking_uri=args.tracking_uri,
                        experiment="default-model", output=args.output, features=data, novelty=setting.novelty,
                        balance=setting.balance, rule=setting.rule, novelty_quantile=setting.novelty_quantile,
-                       novelty_rule=setting.novelty_rule)
+                       novelty_rule=setting.novelty_rule, references=references if setting.references else None)
     protocol = run_protocol(data, [setting])
     check = reference_check(data, setting, references)
     card_path = Path(args.output) / CARD_FILE

@@ -154,10 +154,17 @@ def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
 
 def reference_check(data: FeatureData, setting: Setting, references: FeatureData, seed: int = 0) -> pd.DataFrame:
     """Out-of-domain humans (man pages, package docs) that no fit has seen: the share called `machine`
-    and `uncertain` per domain, by a model fitted on all of `data` (train/val split)."""
+    and `uncertain` per domain, by a model fitted on all of `data` (train/val split). A setting that sets
+    its thresholds on references too sets them on half of them (by id, seeded) and is checked on the
+    other half, so the check stays one on texts it never saw."""
     split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
+    checked = references
+    if setting.references:
+        half = (train_val_test(references.table, val=0.0, test=0.5, seed=seed) == "test").to_numpy()
+        references, checked = references.subset(~half), references.subset(half)
     model = setting.fit(data, np.ones(len(split), dtype=bool), split, seed, references)
-    said = verdicts(model, references, model.p_machine_from_features(references.features))
+    said = verdicts(model, checked, model.p_machine_from_features(checked.features))
+    references = checked
     domains = references.table["domain"].to_numpy()
     return pd.DataFrame([{"setting": setting.name, "domain": d, "n_human": int((domains == d).sum()),
                           "human_called_machine": float(np.mean(said[domains == d] == MACHINE)),
