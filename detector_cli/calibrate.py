@@ -14,19 +14,9 @@ from detector_cli.common import (
     add_text_column,
     add_tracking_uri,
     positive_int,
+    rate,
     use_tracking_uri,
 )
-
-
-def rate(value: str) -> float:
-    """argparse type: a rate strictly between 0 and 1."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0 < number < 1:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.01 for 1%), not {number}")
-    return number
 
 
 def read_texts(spec: str, text_column: str, flag: str) -> list[str]:

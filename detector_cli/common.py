@@ -26,6 +26,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def rate(value: str) -> float:
+    """argparse type: a rate strictly between 0 and 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.01 for 1%), not {number}")
+    return number
+
+
 def quiet_libraries() -> None:
     """Keep library chatter (transformers, mlflow, tqdm of loaders) off the user's terminal; what the
     detector prepares once per machine is said in one line (the `detector.prepare` logger). Imports

@@ -14,6 +14,7 @@ from detector_cli.common import (
     add_text_column,
     add_tracking_uri,
     positive_int,
+    rate,
 )
 
 if TYPE_CHECKING:
@@ -30,16 +31,6 @@ def _cv_folds(value: str) -> int:
     if k is None or k < 0 or k == 1:
         raise argparse.ArgumentTypeError(f"needs 0 (no CV) or 2 or more folds, not {value!r}")
     return k
-
-
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = float("nan")
-    if not 0 < rate < 1:
-        raise argparse.ArgumentTypeError(f"needs a rate between 0 and 1, not {value!r}")
-    return rate
 
 
 def _label_map(pairs: list[str]) -> dict[str, int]:
@@ -208,7 +199,7 @@ def add_commands(sub) -> None:
                        help="also train without each generator/domain and test on it (default: none)")
     train.add_argument("--cv", type=_cv_folds, default=0, metavar="K",
                        help="grouped K-fold CV on the train split (default: 0, none)")
-    train.add_argument("--fpr", type=_rate, default=0.01, help="false-positive rate for the verdict threshold")
+    train.add_argument("--fpr", type=rate, default=0.01, help="false-positive rate for the verdict threshold")
     train.add_argument("--seed", type=int, default=0, help="seed of the splits and the classifier")
     train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
     train.add_argument("--max-tokens", type=positive_int, default=512, help="tokens of each text the LM reads")
