@@ -201,10 +201,7 @@ class ScoringEngine:
 
     def token_stats(self, texts: Sequence[str]) -> list[TokenStats]:
         """Statistics of already-normalised texts: from the cache where there, else one LM pass."""
-        key = (known_stats_key(self.lm, self.dtype, self.max_tokens, engine=self.engine_name)
-               or self.language_model().cache_key)
-        cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
-        found = cache.get_many(key, texts) if cache is not None else {}
+        key, cache, found = self._cached(texts)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:  # only now is the LM loaded: fully cached texts need none
             lm = self.language_model()
@@ -221,6 +218,23 @@ class ScoringEngine:
         if cache is not None:
             cache.close()
         return [found[t] for t in texts]
+
+    def _cached(self, texts: Sequence[str]) -> tuple[str, StatsCache | None, dict[str, TokenStats]]:
+        """(stats-cache key, the open cache or None, the cached statistics of those texts that have them)."""
+        key = (known_stats_key(self.lm, self.dtype, self.max_tokens, engine=self.engine_name)
+               or self.language_model().cache_key)
+        cache = StatsCache(None if self.cache == "default" else self.cache) if self.cache else None
+        return key, cache, cache.get_many(key, texts) if cache is not None else {}
+
+    def cached_analyses(self, texts: Iterable[str]) -> list[Analysis | None]:
+        """As `analyse`, with no LM pass: None for each text whose statistics are not in the cache."""
+        originals = list(texts)
+        normalized = [normalize(t) for t in originals]
+        _, cache, found = self._cached([n.text for n in normalized])
+        if cache is not None:
+            cache.close()
+        return [Analysis(o, n, found[n.text]) if n.text in found else None
+                for o, n in zip(originals, normalized, strict=True)]
 
     def analyse(self, texts: Iterable[str]) -> list[Analysis]:
         """Normalise each text and compute its token statistics (one LM pass per uncached text)."""

@@ -42,19 +42,13 @@ def interleaved_order(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
 
 def write_cached_table(table: pd.DataFrame, path: str) -> None:
     """The feature table (train.fit.FeatureData, no texts) of the rows whose statistics are cached."""
-    from detector.cache import StatsCache
-    from detector.lm import known_stats_key
     from train.default import engine_signature
     from train.fit import FeatureData
 
     engine = ScoringEngine()
-    texts = [normalize(t).text for t in table["text"]]
-    cache = StatsCache()
-    found = cache.get_many(known_stats_key(engine.lm, engine.dtype, engine.max_tokens, engine=engine.engine_name),
-                           texts)
-    cache.close()
-    cached = np.array([t in found for t in texts])
-    data = FeatureData.compute(table[cached], engine, workers=2)
+    analyses = engine.cached_analyses(table["text"])
+    cached = np.array([a is not None for a in analyses])
+    data = FeatureData.from_analyses(table[cached], [a for a in analyses if a is not None], workers=2)
     data.save(path, **engine_signature(engine))
     counts = data.table.groupby("dataset").size().to_dict()
     print(f"{path}: {len(data.table)} of {len(table)} texts ({counts}), {int(data.n_tokens.sum())} tokens", flush=True)

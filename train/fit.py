@@ -56,9 +56,13 @@ class FeatureData:
 
     @classmethod
     def compute(cls, table: pd.DataFrame, engine: ScoringEngine, workers: int = 1) -> FeatureData:
-        """Features of `table`'s texts (one LM pass for those not in the stats cache); the features of
-        the analysed texts are computed in `workers` processes (sentence splitting is the slow part)."""
-        analyses: list[Analysis] = engine.analyse(table["text"].tolist())
+        """Features of `table`'s texts (one LM pass for those not in the stats cache)."""
+        return cls.from_analyses(table, engine.analyse(table["text"].tolist()), workers)
+
+    @classmethod
+    def from_analyses(cls, table: pd.DataFrame, analyses: list[Analysis], workers: int = 1) -> FeatureData:
+        """Features of the analysed texts of `table`'s rows, in `workers` processes (sentence splitting is
+        the slow part)."""
         if workers > 1:
             from multiprocessing import Pool
 
