@@ -1,4 +1,4 @@
-"""Human reference texts from this machine: man pages and package documentation.
+"""Human reference texts from this machine: man pages, package documentation and Python's docstrings.
 
 Written by people, on every Debian machine, and unlike the development sets (technical, how-to prose,
 the kind of human text a small LM finds easy to predict). They are human-only, so they prove nothing
@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib
+import inspect
 import json
 import os
 import re
 import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +81,47 @@ def package_doc_paragraphs(limit: int, rng: np.random.Generator) -> list[str]:
     return out[:limit]
 
 
+# Standard-library modules that open windows, print or change state when imported.
+_NOT_IMPORTED = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "pydoc_data"}
+
+
+def _documented(module) -> list:
+    """A module and the classes and functions it defines (not those it imports)."""
+    own = [v for k, v in sorted(vars(module).items()) if not k.startswith("_")
+           and (inspect.isclass(v) or inspect.isfunction(v)) and getattr(v, "__module__", None) == module.__name__]
+    return [module, *own]
+
+
+def python_doc_paragraphs(limit: int, rng: np.random.Generator) -> list[str]:
+    """Prose paragraphs of the docstrings of Python's standard library (reference prose: what a thing is
+    and how to use it), a few per module, modules in a seeded random order."""
+    out: list[str] = []
+    names = sorted(n for n in sys.stdlib_module_names if not n.startswith("_") and n not in _NOT_IMPORTED)
+    for name in rng.permutation(names):
+        if len(out) >= limit:
+            break
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = importlib.import_module(str(name))
+        except Exception:  # noqa: BLE001 - platform-only or broken modules just give no paragraphs
+            continue
+        paragraphs = [p for obj in _documented(module) for p in _prose_paragraphs(inspect.getdoc(obj) or "")]
+        out += paragraphs[:4]
+    return out[:limit]
+
+
+# Each reference domain and where its paragraphs come from.
+SOURCES = {"man-pages": man_page_paragraphs, "package-docs": package_doc_paragraphs,
+           "python-docs": python_doc_paragraphs}
+
+
 def reference_table(per_source: int = 150, seed: int = 0) -> pd.DataFrame:
     """Human reference texts in the schema of the development data (dataset `references`)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for domain, texts in (("man-pages", man_page_paragraphs(per_source, rng)),
-                          ("package-docs", package_doc_paragraphs(per_source, rng))):
-        for text in dict.fromkeys(texts):
+    for domain, source in SOURCES.items():
+        for text in dict.fromkeys(source(per_source, rng)):
             digest = hashlib.sha1(text.encode()).hexdigest()[:12]
             rows.append({"id": f"references:{domain}:{digest}", "text": text, "label": 0, "dataset": "references",
                          "domain": domain, "generator": "human", "attack": None, "pair_id": None})
