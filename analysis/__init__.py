@@ -8,7 +8,7 @@
     analysis.error_analysis  error analysis over a scored data set (by length, domain, generator)
     analysis.benchmark  the benchmark's results, and a small zero-shot vs trained side-by-side
 
-Direction of imports: analysis/ may import detector/, train/ and benchmarks/. detector/ never imports
-analysis/; train/ and benchmarks/ import only `analysis.plots`, to draw their figures. Length bands and
+Direction of imports: analysis/ may import detector/, train/ and detector_bench/. detector/ never imports
+analysis/; train/ and detector_bench/ import only `analysis.plots`, to draw their figures. Length bands and
 the reliable length live in `detector.lengths`, GLTR buckets and colours in `detector.metrics`.
 """

@@ -2,7 +2,7 @@
 data they fall back to, and the detector to explore.
 
 Every notebook runs as-is from a checkout: with no DETECTOR_NB_* variable set it reads only files
-committed in the repository (the shipped model, `data/features/*.parquet`, `benchmarks/results/*.csv`,
+committed in the repository (the shipped model, `data/features/*.parquet`, `detector_bench/results/*.csv`,
 the small example set `tests/fixtures/mini.jsonl`) and saves its figures in the user cache folder.
 """
 
@@ -22,7 +22,7 @@ SEED_TEXT = REPO_ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
 EXAMPLE_TEXTS = REPO_ROOT / "tests" / "fixtures" / "mini.jsonl"
 # The committed feature table of the default model's training sample (no texts): analysis without an LM pass.
 FEATURE_TABLE = REPO_ROOT / "data" / "features" / "all-v3.parquet"
-BENCHMARK_RESULTS = REPO_ROOT / "benchmarks" / "results"
+BENCHMARK_RESULTS = REPO_ROOT / "detector_bench" / "results"
 
 ENV_VARS = {
     "DETECTOR_NB_DATA": "data spec to analyse / train on (JSONL, CSV, Parquet, folder, or a committed feature "
@@ -30,7 +30,7 @@ ENV_VARS = {
     "DETECTOR_NB_MODEL": "model folder or mlflow URI; default: the shipped model",
     "DETECTOR_NB_TRACKING_URI": "mlflow tracking store to read runs from; default: a temporary SQLite store",
     "DETECTOR_NB_EXPERIMENT": "mlflow experiment to read (default: notebook-demo)",
-    "DETECTOR_NB_BENCHMARK": "benchmark results folder or summary CSV (default: benchmarks/results; "
+    "DETECTOR_NB_BENCHMARK": "benchmark results folder or summary CSV (default: detector_bench/results; "
                              "'none' = compute a small side-by-side)",
     "DETECTOR_NB_FIGURES": "folder where every figure is saved as PNG (default: the user cache folder)",
 }

@@ -226,7 +226,7 @@ class DetectorModel:
     def use_engine(self, engine: str | None = None, dtype: str | None = None) -> None:
         """Run the LM with `engine` and/or in `dtype` (None keeps each), warning if the model was trained
         on statistics of another precision: its scores then shift (up to ~0.1 in p(machine) between
-        float32 and bfloat16, benchmarks/SPEED.md). Engines of one precision agree as closely as
+        float32 and bfloat16, detector_bench/SPEED.md). Engines of one precision agree as closely as
         SPEED.md shows, which is logged only."""
         params = {}
         if engine is not None:
@@ -263,7 +263,7 @@ class DetectorModel:
         if trained.rsplit("-", 1)[-1] != self.extractor.dtype:
             warnings.warn(f"{note}: another precision shifts p(machine)", stacklevel=3)
         else:
-            log.info("%s (same precision; engine parity in benchmarks/SPEED.md)", note)
+            log.info("%s (same precision; engine parity in detector_bench/SPEED.md)", note)
         return note
 
     def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:

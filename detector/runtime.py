@@ -2,7 +2,7 @@
 
 The candidates run the LM at the model's trained precision: OpenVINO (one stream, as many threads as
 the process has cores: the LATENCY set-up, fastest for one text at a time in the measurements of
-benchmarks/SPEED.md) and torch. Each scores a fixed snippet (one warm-up, then the best of a few
+detector_bench/SPEED.md) and torch. Each scores a fixed snippet (one warm-up, then the best of a few
 runs); the fastest is kept only if its per-token statistics on the snippet agree with those of the
 reference engine (the one the model card records) within `TOLERANCE`, else the reference runs. The
 choice is remembered in the user cache (runtime.json), keyed by CPU model, library versions, LM and
@@ -37,7 +37,7 @@ CHOICE_VERSION = 1
 # (AMD EPYC, 2026-12-01): bfloat16 against float32 is 0.028 (openvino) and 0.034 (torch) mean |change of
 # log p|, 0.024 and 0.028 of entropy; torch bfloat16 against openvino bfloat16, two independent roundings
 # of that size, 0.042 and 0.035; the float32 engines agree to 1e-5 and openvino on 1 or 2 threads exactly.
-# So 0.05 admits another bfloat16 runtime (whose effect on the shipped model benchmarks/SPEED.md shows:
+# So 0.05 admits another bfloat16 runtime (whose effect on the shipped model detector_bench/SPEED.md shows:
 # AUROC within 0.005) and refuses anything computing something else.
 TOLERANCE = {"logp": 0.05, "entropy": 0.05}
 

@@ -15,7 +15,7 @@ from platformdirs import user_cache_dir
 DEFAULT_LM = "smollm2-135m-instruct"
 # "torch" runs the transformers model; "openvino" a graph of body, output layer and token statistics
 # compiled from the same weights at first use (detector/ov_engine.py). Which runs fastest depends on the
-# CPU: detector/runtime.py measures it (benchmarks/SPEED.md).
+# CPU: detector/runtime.py measures it (detector_bench/SPEED.md).
 ENGINES = ("torch", "openvino")
 DEFAULT_ENGINE = "openvino"
 DTYPES = ("float32", "bfloat16", "float16")

@@ -1,4 +1,4 @@
-"""`detector bench`: regenerate benchmarks/RESULTS.md, results/*.csv and plots/*.png in one command."""
+"""`detector bench`: regenerate detector_bench/RESULTS.md, results/*.csv and plots/*.png in one command."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from benchmarks import DEFAULT_MANIFEST, ROOT
+from detector_bench import DEFAULT_MANIFEST, ROOT
 from detector_cli.common import EXIT_OK, add_parser
 
 
@@ -20,7 +20,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--data", *args.data]
     for option, value, default in (("--manifest", args.manifest, str(DEFAULT_MANIFEST)),
                                    ("--published", args.published, None),
-                                   ("--out", args.out, str(ROOT / "benchmarks")), ("--seed", args.seed, 0),
+                                   ("--out", args.out, str(ROOT / "detector_bench")), ("--seed", args.seed, 0),
                                    ("--attack-texts", args.attack_texts, None),
                                    ("--throughput-texts", args.throughput_texts, None)):
         if value != default:
@@ -29,8 +29,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_protocol(args: argparse.Namespace, command: str) -> int:
-    from benchmarks.protocol_report import write_protocol
-    from benchmarks.sample import manifest_name
+    from detector_bench.protocol_report import write_protocol
+    from detector_bench.sample import manifest_name
     from train.default import BEFORE_TABLE, FEATURES_DIR, MANIFEST, SETTING
 
     name = manifest_name(MANIFEST)  # the shipped model's training table
@@ -43,8 +43,8 @@ def cmd_protocol(args: argparse.Namespace, command: str) -> int:
 def cmd_speed(args: argparse.Namespace, command: str) -> int:
     import numpy as np
 
-    from benchmarks.sample import load_table
-    from benchmarks.speed import manifest_files, run_speed
+    from detector_bench.sample import load_table
+    from detector_bench.speed import manifest_files, run_speed
 
     table, _ = load_table(args.data, args.manifest, quick=True, seed=args.seed)
     rng = np.random.default_rng(args.seed)
@@ -59,8 +59,8 @@ def cmd_speed(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench import BenchConfig, run_bench
-    from benchmarks.published import DEFAULT_FOLDER
+    from detector_bench.bench import BenchConfig, run_bench
+    from detector_bench.published import DEFAULT_FOLDER
 
     command = command_line(args)
     if args.protocol:
@@ -96,8 +96,8 @@ def add_commands(sub) -> None:
     bench.add_argument("--manifest", default=str(DEFAULT_MANIFEST), metavar="FILE",
                        help="sampling manifest (default: data/default_training.json)")
     bench.add_argument("--published", metavar="DIR", help="published scores (default: ../shared/data/published)")
-    bench.add_argument("--out", default=str(ROOT / "benchmarks"), metavar="DIR",
-                       help="where RESULTS.md, results/ and plots/ go (default: benchmarks/)")
+    bench.add_argument("--out", default=str(ROOT / "detector_bench"), metavar="DIR",
+                       help="where RESULTS.md, results/ and plots/ go (default: detector_bench/)")
     bench.add_argument("--seed", type=int, default=0, help="seed of sampling and attacks")
     bench.add_argument("--attack-texts", type=int, metavar="N", help="machine (and human) texts to attack (100)")
     bench.add_argument("--throughput-texts", type=int, metavar="N", help="texts to time (48)")

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The command groups beyond scoring, and the room each needs; scoring works without them.
-OPTIONAL_GROUPS = {"train": "train", "bench": "benchmarks"}
+OPTIONAL_GROUPS = {"train": "train", "bench": "detector_bench"}
 
 
 def _optional_groups() -> list:

@@ -326,7 +326,7 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device for the LM (default: cpu; off the CPU the engine is torch)")
     parser.add_argument("--engine", choices=ENGINES,
                         help="LM runtime (default: the model's; openvino for the shipped model, the faster: "
-                        "benchmarks/SPEED.md)")
+                        "detector_bench/SPEED.md)")
     parser.add_argument("--dtype", choices=DTYPES, help="LM precision (default: the model's; bfloat16 for the "
                         "shipped model; another precision shifts p(machine) and is warned about)")
 

@@ -274,13 +274,13 @@ def test_permutation_importance_finds_the_informative_feature():
 
 
 def test_imports_point_into_analysis_only_for_plots():
-    """detector/ never imports analysis/; train/ and benchmarks/ import only analysis.plots."""
+    """detector/ never imports analysis/; train/ and detector_bench/ import only analysis.plots."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     found = {}
-    for package in ("detector", "detector_cli", "train", "benchmarks"):
+    for package in ("detector", "detector_cli", "train", "detector_bench"):
         for path in (root / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from conftest import MINI
 
-from benchmarks.attacks import ATTACKS, attacked
-from benchmarks.contenders import OURS
-from benchmarks.published import matched_subset
 from detector.normalize import normalize
+from detector_bench.attacks import ATTACKS, attacked
+from detector_bench.contenders import OURS
+from detector_bench.published import matched_subset
 from detector_cli.main import main
 
 

@@ -171,8 +171,8 @@ def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
 
 
 def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
-    from benchmarks.protocol_report import BEFORE as LAST_ROUND
-    from benchmarks.protocol_report import write_protocol
+    from detector_bench.protocol_report import BEFORE as LAST_ROUND
+    from detector_bench.protocol_report import write_protocol
 
     data, before = synthetic_data(), synthetic_data(seed=1)
     data.save(tmp_path / "now.parquet", lm="x", engine="openvino", dtype="bfloat16", max_tokens="512")

@@ -28,16 +28,16 @@ def test_an_upward_edge_and_a_cycle_are_reported(tmp_path):
         (tmp_path / room / "__init__.py").write_text("")
     (tmp_path / "detector" / "a.py").write_text("def f():\n    from train import b\n")  # deferred still counts
     (tmp_path / "train" / "b.py").write_text("from detector import a\n")
-    (tmp_path / "benchmarks" / "x.py").write_text("from benchmarks.y import Y\n")
-    (tmp_path / "benchmarks" / "y.py").write_text("from typing import TYPE_CHECKING\n"
-                                                  "if TYPE_CHECKING:\n    from benchmarks.x import X\n")
+    (tmp_path / "detector_bench" / "x.py").write_text("from detector_bench.y import Y\n")
+    (tmp_path / "detector_bench" / "y.py").write_text("from typing import TYPE_CHECKING\n"
+                                                      "if TYPE_CHECKING:\n    from detector_bench.x import X\n")
     (tmp_path / "analysis" / "plots.py").write_text("import train.b\n")  # shared, so it may import detector only
     (tmp_path / "train" / "c.py").write_text("from analysis import plots\n")  # allowed: a shared module
     lines, problems = import_graph.check(tmp_path)
     assert "shared module analysis.plots imports train.b (only detector allowed)" in problems
     assert not [p for p in problems if "train.c" in p]
     assert "forbidden edge: detector.a imports train.b" in problems
-    assert "import cycle: benchmarks.x <-> benchmarks.y" in problems
+    assert "import cycle: detector_bench.x <-> detector_bench.y" in problems
     assert "import cycle: detector.a <-> train.b" in problems
     assert lines[1].startswith("train") and "detector (1)" in lines[1]
 

@@ -1,6 +1,6 @@
 """The notebooks run as a user opens them: from a checkout, with no DETECTOR_NB_* variable set, in a real
 Jupyter kernel (nbclient) with the real LM, and are stored without outputs. Each falls back to files
-committed in the repository (the shipped model, data/features, benchmarks/results, the example texts).
+committed in the repository (the shipped model, data/features, detector_bench/results, the example texts).
 
 The kernel imports this checkout (PYTHONPATH), inherits the session's token statistics cache
 (DETECTOR_STATS_CACHE) and gets a temporary user cache folder (XDG_CACHE_HOME), where the notebooks

@@ -147,7 +147,7 @@ def test_the_measured_choice_agrees_with_the_reference(tmp_path):
 def test_the_speed_report_has_the_runtime_choice_and_start_up_tables(tmp_path):
     import pandas as pd
 
-    from benchmarks.speed import chosen_projection, runtime_choice_table, write_speed
+    from detector_bench.speed import chosen_projection, runtime_choice_table, write_speed
 
     choice = runtime.Choice("openvino", "openvino", {"openvino": 1200.0, "torch": 1100.0},
                             {"openvino": {"logp": 0.0, "entropy": 0.0}, "torch": {"logp": 0.04, "entropy": 0.03}},

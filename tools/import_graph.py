@@ -5,7 +5,7 @@
 
 Every import counts, also those inside functions or under `if TYPE_CHECKING:`: a deferred import is
 still a dependency. It fails on an edge between rooms that the layering forbids (arrows point down
-only: detector_cli -> benchmarks -> analysis -> train -> detector, with the exceptions in SHARED), on a
+only: detector_cli -> detector_bench -> analysis -> train -> detector, with the exceptions in SHARED), on a
 cycle between modules, and, inside the library, on an import from a higher layer (LAYERS: settings ->
 LM and token statistics -> text handling -> features -> decision -> model -> Detector -> I/O ->
 integrations) or on a library module the layer map does not name.
@@ -25,13 +25,13 @@ ALLOWED = {
     "detector": set(),
     "train": {"detector"},
     "analysis": {"detector", "train"},
-    "benchmarks": {"detector", "train", "analysis"},
-    "detector_cli": {"detector", "train", "analysis", "benchmarks"},
+    "detector_bench": {"detector", "train", "analysis"},
+    "detector_cli": {"detector", "train", "analysis", "detector_bench"},
 }
 # Modules any room may import although they live higher up, each with why; they may import only
 # `detector`, so no cycle can pass through them.
 SHARED = {
-    "analysis.plots": "the figures: train/ logs its evaluation plots and benchmarks/ draws its own with them",
+    "analysis.plots": "the figures: train/ logs its evaluation plots and detector_bench/ draws its own with them",
 }
 
 

@@ -39,7 +39,7 @@ FEATURES_DIR = ROOT / "data" / "features"
 MANIFEST = ROOT / "data" / "all_data.json"
 # Last round's training sample (manifest default-v2, feature version 2): the protocol's "before".
 BEFORE_TABLE = FEATURES_DIR / "default-v2.parquet"
-# The protocol's choice (benchmarks/PROTOCOL.md): the highest mean TPR at the rule over held-out datasets
+# The protocol's choice (detector_bench/PROTOCOL.md): the highest mean TPR at the rule over held-out datasets
 # among the settings that keep the 1% false-positive promise on every held-out set and reference. None kept
 # it everywhere; thresholds on the references too came closest but still accused 1.3-1.8% of a held-out
 # half of them, called the seed human and caught 27% in-distribution (96+ tokens) against 61%: not shipped.
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     card_path = Path(args.output) / CARD_FILE
     card = read_card(card_path)
     card.manifest = manifest
-    card.recipe_choice = ("chosen by the held-out protocol (benchmarks/PROTOCOL.md) on its worst held-out "
+    card.recipe_choice = ("chosen by the held-out protocol (detector_bench/PROTOCOL.md) on its worst held-out "
                           "dataset/domain, never on the in-distribution split")
     rows = protocol.drop(columns=["setting"])
     card.held_out_protocol = rows.astype(object).where(rows.notna(), None).to_dict("records")

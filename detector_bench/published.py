@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.sample import ROOT
+from detector_bench.sample import ROOT
 
 DEFAULT_FOLDER = ROOT.parent / "shared" / "data" / "published"
 

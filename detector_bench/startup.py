@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import ROOT
 from detector.settings import CACHE_DIR_ENV, STATS_CACHE_ENV
+from detector_bench import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "mini.jsonl"  # our own texts, pieced together into new ones
 TARGET_CHARS = 1250  # ~300 tokens of English prose for the default LM

@@ -10,8 +10,8 @@ from pathlib import Path
 import sklearn
 import torch
 
-from benchmarks import ROOT
 from detector.runtime import cpu_name
+from detector_bench import ROOT
 
 
 def memory_gib() -> float | None:

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from benchmarks.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
 from detector.detector import Detector
 from detector.metrics import ZERO_SHOT, gltr_fractions
 from detector.model import DetectorModel
 from detector.normalize import normalize
+from detector_bench.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
 
 BARE = "LM forward pass (bare)"
 SHARED = "normalise + LM token statistics"

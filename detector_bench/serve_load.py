@@ -6,11 +6,11 @@ runs it), sends each request once (bounded in count and in time; the soak stops 
 server, then scores the same texts in this process with `Detector.score` and compares every answer with
 the direct one: verdict, reason and tokens exactly, p(machine) within 1e-12. The texts are our own: the
 fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts), the seed, and
-four pathological texts of 100,000 characters made here. It writes benchmarks/SERVE_LOAD.md and
-benchmarks/results/serve_load*.csv.
+four pathological texts of 100,000 characters made here. It writes detector_bench/SERVE_LOAD.md and
+detector_bench/results/serve_load*.csv.
 
-    python -m benchmarks.serve_load                              # 300 requests at 16 clients, 10-min soak
-    OMP_NUM_THREADS=1 python -m benchmarks.serve_load --quick    # a few requests, a 20 s soak: to try it
+    python -m detector_bench.serve_load                              # 300 requests at 16 clients, 10-min soak
+    OMP_NUM_THREADS=1 python -m detector_bench.serve_load --quick    # a few requests, a 20 s soak: to try it
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import serve_client as client
-from benchmarks.markdown import table
-from benchmarks.serve_report import report
-from benchmarks.throughput import OtherLoad
+from detector_bench import serve_client as client
+from detector_bench.markdown import table
+from detector_bench.serve_report import report
+from detector_bench.throughput import OtherLoad
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI = ROOT / "tests" / "fixtures" / "mini.jsonl"
 SEED = ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
-REPORT = ROOT / "benchmarks" / "SERVE_LOAD.md"
-RESULTS = ROOT / "benchmarks" / "results"
+REPORT = ROOT / "detector_bench" / "SERVE_LOAD.md"
+RESULTS = ROOT / "detector_bench" / "results"
 PATHOLOGICAL_CHARS = 100_000  # the server's default --max-chars: the longest text a request may carry
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import figures, views
-from benchmarks.bench_results import BenchResults
-from benchmarks.contenders import DESCRIPTIONS, DETECTOR, OURS, ZERO_SHOT_NAMES
-from benchmarks.markdown import table
-from benchmarks.published import FULL_SET_ONLY, PER_SAMPLE
+from detector_bench import figures, views
+from detector_bench.bench_results import BenchResults
+from detector_bench.contenders import DESCRIPTIONS, DETECTOR, OURS, ZERO_SHOT_NAMES
+from detector_bench.markdown import table
+from detector_bench.published import FULL_SET_ONLY, PER_SAMPLE
 
 TARGET_SHARE = 0.85  # issue 4: end-to-end Detector.score >= 85% of the bare forward tokens/s
 
@@ -148,7 +148,7 @@ def published_sections(results: BenchResults) -> list[str]:
 
 
 def full_set_section(results: BenchResults) -> list[str]:
-    from benchmarks.published import full_set_by_generator
+    from detector_bench.published import full_set_by_generator
 
     full = full_set_by_generator(results.published_full)
     if full.empty:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import published, sample, views
-from benchmarks.contenders import Scored
-from benchmarks.shipped import Shipped
+from detector_bench import published, sample, views
+from detector_bench.contenders import Scored
+from detector_bench.shipped import Shipped
 
 
 @dataclass
 class BenchConfig:
-    out: Path = sample.ROOT / "benchmarks"
+    out: Path = sample.ROOT / "detector_bench"
     data: list[str] | None = None
     manifest: Path = sample.DEFAULT_MANIFEST
     published: Path = published.DEFAULT_FOLDER

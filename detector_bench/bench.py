@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks import attacks, fpr, published, results_report, sample, throughput, views
-from benchmarks.bench_results import BenchConfig, BenchResults
-from benchmarks.contenders import DETECTOR, Scored, fit_gltr
-from benchmarks.environment import machine
-from benchmarks.shipped import shipped_model
 from detector.features import ScoringEngine
 from detector.model import single_openmp_thread
+from detector_bench import attacks, fpr, published, results_report, sample, throughput, views
+from detector_bench.bench_results import BenchConfig, BenchResults
+from detector_bench.contenders import DETECTOR, Scored, fit_gltr
+from detector_bench.environment import machine
+from detector_bench.shipped import shipped_model
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""`detector bench --protocol`: the held-out protocol written to benchmarks/PROTOCOL.md.
+"""`detector bench --protocol`: the held-out protocol written to detector_bench/PROTOCOL.md.
 
 Runs on the committed feature tables (data/features/*.parquet: numbers, no texts), so it needs no LM
 pass and no research data. Each dataset and each domain is held out in turn; what a user gets is the
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
-from benchmarks.markdown import table as markdown_table
+from detector_bench.markdown import table as markdown_table
 from train.fit import FeatureData
 from train.protocol import Setting, attacked_essays, choose, reference_check, run_protocol, worst_case
 from train.recipes import FAMILIES

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import DEFAULT_MANIFEST, ROOT  # noqa: F401  (re-exported: benchmarks look for them here)
+from detector_bench import DEFAULT_MANIFEST, ROOT  # noqa: F401  (re-exported: benchmarks look for them here)
 from train.data import load_manifest, load_specs, sample_cells
 
 # --quick: at most this many machine texts per (dataset, domain, generator) and humans per (dataset, domain).

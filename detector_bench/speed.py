@@ -6,7 +6,7 @@ slows every row alike, the ratios stay), plus its AUROC and perplexity on a fixe
 and the largest change of p(machine) against torch float32 on it; and the time to rebuild the default
 model's statistics from all its data with an empty cache, projected from the measured rate; the runtime
 choice a first use makes on this machine (detector/runtime.py) and the start-up latency of one
-`detector score FILE` (benchmarks/startup.py). Writes benchmarks/SPEED.md, results/speed.csv,
+`detector score FILE` (detector_bench/startup.py). Writes detector_bench/SPEED.md, results/speed.csv,
 results/speed_accuracy.csv, results/runtime_choice.csv and results/startup.csv.
 """
 
@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.environment import machine
-from benchmarks.markdown import table as markdown_table
-from benchmarks.startup import latency_table
-from benchmarks.throughput import OtherLoad
 from detector import runtime
 from detector.detector import Detector
 from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel
 from detector.model import score_or_nan
 from detector.normalize import normalize
+from detector_bench.environment import machine
+from detector_bench.markdown import table as markdown_table
+from detector_bench.startup import latency_table
+from detector_bench.throughput import OtherLoad
 from train import eval_metrics
 
 # (engine, precision), the reference first.
@@ -201,7 +201,7 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
         "runs. Measured now (a first use remembers its result in the user cache):", "",
         markdown_table(choice, digits=4), "",
         "## Start-up latency", "",
-        f"Each run a new process (benchmarks/startup.py), medians of the runs; {latency_load}. `python -c pass` is "
+        f"Each run a new process (detector_bench/startup.py), medians of the runs; {latency_load}. `python -c pass` is "
         "the floor every command pays on this machine as loaded; CPU seconds are user + system of the process.", "",
         markdown_table(latency, digits=2), "",
     ]

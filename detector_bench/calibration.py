@@ -8,7 +8,7 @@ own rule) and after (the profile): humans called `machine` (observed, with its 9
 bound) and TPR at the rule; and TPR against the number of calibration humans (mean over seeded draws).
 Works from a feature table alone (no LM, no texts):
 
-    python -m benchmarks.calibration data/features/all-v3.parquet
+    python -m detector_bench.calibration data/features/all-v3.parquet
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from benchmarks.markdown import table as markdown_table
 from detector.calibration import CalibrationError, build_profile, fpr_upper_bound, minimum_humans
 from detector.model import DetectorModel
 from detector.verdict import MACHINE
+from detector_bench.markdown import table as markdown_table
 from train.default import SETTING
 from train.fit import FeatureData
 from train.protocol import Setting, verdicts
@@ -179,7 +179,7 @@ def write_report(table: pd.DataFrame, curve: pd.DataFrame, figure: Path, out: Pa
 
 
 def report_from_results(out: Path = OUT, source: str = "all-v3.parquet",
-                        command: str = "python -m benchmarks.calibration data/features/all-v3.parquet") -> Path:
+                        command: str = "python -m detector_bench.calibration data/features/all-v3.parquet") -> Path:
     """Rewrite CALIBRATION.md and the figure from the CSVs a `run` wrote (no refitting)."""
     table = pd.read_csv(out / "results" / "calibration.csv", keep_default_na=False, na_values=[""])
     table["note"] = table["note"].fillna("")
@@ -189,7 +189,7 @@ def report_from_results(out: Path = OUT, source: str = "all-v3.parquet",
 
 
 def run(features: str | Path, out: Path = OUT, fpr: float = 0.01, seed: int = 0,
-        command: str = "python -m benchmarks.calibration data/features/all-v3.parquet") -> Path:
+        command: str = "python -m detector_bench.calibration data/features/all-v3.parquet") -> Path:
     """Everything above from one feature table: CSVs in results/, the figure in plots/, CALIBRATION.md."""
     data, _ = FeatureData.load(features)
     models = held_out_models(data, SETTING, seed=seed)
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {report_from_results(args.out, Path(args.features).name)}")
         return
     path = run(args.features, args.out, args.fpr, args.seed,
-               command=f"python -m benchmarks.calibration {args.features}")
+               command=f"python -m detector_bench.calibration {args.features}")
     print(f"wrote {path}")
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.contenders import Scored
 from detector.model import DEFAULT_MODEL_DIR, DetectorModel
+from detector_bench.contenders import Scored
 from train.fit import data_digest, train_detector
 
 

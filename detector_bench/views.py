@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmarks.contenders import DETECTOR, GLTR, Scored, fit_gltr, trained_scores, zero_shot_scores
+from detector_bench.contenders import DETECTOR, GLTR, Scored, fit_gltr, trained_scores, zero_shot_scores
 from train import eval_metrics
 from train.splits import holdouts
 

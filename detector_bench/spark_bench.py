@@ -1,7 +1,7 @@
 """Spark vs one process: the same texts scored by `detector score-corpus` and by `detector score --jsonl`.
 
-    python -m benchmarks.spark_bench                       # 200 texts of gpt3to4.jsonl -> benchmarks/SPARK.md
-    python -m benchmarks.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # the issue's 2,000 dev texts
+    python -m detector_bench.spark_bench                       # 200 texts of gpt3to4.jsonl -> detector_bench/SPARK.md
+    python -m detector_bench.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # the issue's 2,000 dev texts
 
 Both commands run as the user runs them (a fresh process each, empty token-statistics caches, so every
 text goes through the LM). The single process gets all the cores as torch threads; Spark gets
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.sample import ROOT
-from benchmarks.throughput import busy_seconds
+from detector_bench.sample import ROOT
+from detector_bench.throughput import busy_seconds
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gpt3to4.jsonl"
 PARTITION_LINE = re.compile(r"partition (\d+): (\d+) rows, (\d+) tokens scored in ([\d.]+) s")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "SPARK.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "detector_bench" / "SPARK.md")
     args = parser.parse_args(argv)
     cores = int(re.fullmatch(r"local\[(\d+)\]", args.master).group(1)) if "[" in args.master else os.cpu_count()
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_report(args, cores, n, tokens, one, distributed, startup_single, startup_spark, partitions, loads,
                  check) -> str:
-    from benchmarks.environment import machine
+    from detector_bench.environment import machine
 
     env = machine()
     rate_one, rate_spark = tokens / one["wall"], tokens / distributed["wall"]
@@ -197,7 +197,7 @@ def write_report(args, cores, n, tokens, one, distributed, startup_single, start
         " workers go on independently. Other processes used much of the cores during this run (last"
         f" column), so the ratio measured here ({rate_spark / rate_one:.1f}) overstates what Spark adds on an"
         " idle machine of the same size; the per-worker rate is the figure to scale from.")
-    command = f"python -m benchmarks.spark_bench --n {args.n} --min-tokens {args.min_tokens} " \
+    command = f"python -m detector_bench.spark_bench --n {args.n} --min-tokens {args.min_tokens} " \
               f"--max-tokens {args.max_tokens} --seed {args.seed} --master '{args.master}'"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     verdict = "equal" if check["max_dp"] <= 1e-6 and check["verdicts_equal"] == n else "NOT equal"
@@ -213,7 +213,7 @@ command with an empty token-statistics cache, so every text goes through the LM.
 2-core machine that is hours of LM time, so this run uses {n}. The full run, same script:
 
 ```bash
-python -m benchmarks.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # 2,000 texts of any length
+python -m detector_bench.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # 2,000 texts of any length
 ```
 
 | run | wall s | tokens/s (wall) | startup s (2 texts) | tokens/s (wall − startup) | other processes' CPU share |

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
-from benchmarks import views
+from detector_bench import views
 
 
 def slug(text: str) -> str:
