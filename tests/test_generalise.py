@@ -186,3 +186,62 @@ def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
     assert {chosen.name, f"{LAST_ROUND.name} [last round's sample]"} <= set(frame["setting"])
     assert any("minus-dynamics" in s for s in frame["setting"])  # a family ablation ran
     assert "Chosen: **" in text and "## Gates: TPR at the rule per held-out set" in text
+
+
+def synthetic_references(n: int = 60, seed: int = 2) -> FeatureData:
+    """Human-only texts of two reference domains, shifted towards the machine direction (easy prose)."""
+    rng = np.random.default_rng(seed)
+    features = pd.DataFrame(rng.normal(0, 1, (n, len(FEATURE_NAMES))), columns=FEATURE_NAMES)
+    for name in FEATURE_NAMES:
+        features[name] += 1.0 * MACHINE_DIRECTION.get(name, 0)
+    table = pd.DataFrame({"id": [f"r:{i}" for i in range(n)], "label": 0, "dataset": "references",
+                          "domain": np.repeat(["docs", "pages"], n // 2), "generator": "human", "attack": None,
+                          "pair_id": None})
+    return FeatureData(table, features, np.full(n, 200))
+
+
+def test_learning_the_references_adds_them_as_humans_and_refuses_machine_rows():
+    from train.fit import DataError, with_learned
+
+    data, refs = synthetic_data(), synthetic_references()
+    both = with_learned(data, refs)
+    assert len(both.table) == len(data.table) + len(refs.table)
+    assert (both.table["label"].to_numpy()[len(data.table):] == 0).all()
+    with pytest.raises(DataError, match="only human texts"):
+        with_learned(data, data)
+
+
+def test_the_reference_check_holds_out_each_domain_a_setting_learns_from():
+    from train.protocol import reference_check
+
+    data, refs = synthetic_data(), synthetic_references()
+    plain = reference_check(data, Setting("logreg-core"), refs)
+    learning = reference_check(data, Setting("logreg-core", learn_references=True), refs)
+    assert list(plain["domain"]) == list(learning["domain"]) == ["docs", "pages"]
+    assert (learning["n_human"] == 30).all()
+    assert "learns refs" in learning["setting"].iloc[0]
+    # Each domain is judged by a model that learned the other domain only.
+    from train.protocol import verdicts
+    from train.splits import train_val_test
+
+    setting = Setting("logreg-core", learn_references=True)
+    split = train_val_test(data.table, val=0.2, test=0.0, seed=0).to_numpy()
+    docs = (refs.table["domain"] == "docs").to_numpy()
+    model = setting.fit(data, np.ones(len(split), dtype=bool), split, 0, refs.subset(~docs))
+    checked = refs.subset(docs)
+    said = verdicts(model, checked, model.p_machine_from_features(checked.features))
+    assert learning["human_called_machine"].iloc[0] == pytest.approx(np.mean(said == MACHINE))
+
+
+def test_the_capped_pass_completes_small_cells_first_and_counts_what_is_done():
+    from train.extract import capped, interleaved_order
+
+    rows = [("d", "x", g, 1) for g in ("g1", "g2") for _ in range(10)] + [("d", "x", "human", 0)] * 30
+    table = pd.DataFrame(rows, columns=["dataset", "domain", "generator", "label"]).assign(attack=None)
+    done = table.iloc[:4]  # four g1 texts passed already
+    rest = table.iloc[4:].reset_index(drop=True)
+    order = capped(interleaved_order(rest), rest, done, cap=5)
+    chosen = rest.iloc[order]
+    # g1 needs one more to reach 5, g2 five; the humans 5 per machine cell (two cells): 10.
+    assert chosen.groupby("generator").size().to_dict() == {"g1": 1, "g2": 5, "human": 10}
+    assert len(set(order)) == len(order)

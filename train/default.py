@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     from train.references import reference_table
 
     references = feature_table("references", reference_table, args.recompute)
-    # The references are never fitted on. With the setting's `references`, the thresholds are also set on
-    # them (and the protocol's reference check then uses a held-out half of them).
+    # With the setting's `learn_references` the classifier also learns from the references (human-only prose
+    # of kinds the development sets lack); with `references` the thresholds are also set on them. Either way
+    # the protocol checks each reference domain with a model fitted without it.
     setting = replace(SETTING, recipe=args.recipe)
     # Held-out performance comes from the protocol below (whole datasets and domains held out), which
     # replaces the per-generator hold-outs and CV folds: on all the data those would be dozens of fits.
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
                        data_specs=[f"manifest:{manifest['name']}"], tracking_uri=args.tracking_uri,
                        experiment="default-model", output=args.output, features=data, novelty=setting.novelty,
                        balance=setting.balance, rule=setting.rule, novelty_quantile=setting.novelty_quantile,
-                       novelty_rule=setting.novelty_rule, references=references if setting.references else None)
-    protocol = run_protocol(data, [setting])
+                       novelty_rule=setting.novelty_rule, references=references if setting.references else None,
+                       learned=references if setting.learn_references else None)
+    protocol = run_protocol(data, [setting], references=references)
     check = reference_check(data, setting, references)
     card_path = Path(args.output) / CARD_FILE
     card = read_card(card_path)

@@ -150,6 +150,14 @@ def data_digest(table: pd.DataFrame) -> dict:
     return out
 
 
+def with_learned(train: FeatureData, learned: FeatureData) -> FeatureData:
+    """The training texts plus human-only texts to learn from (the references: prose of kinds no
+    development set has, so the classifier sees that such easy-to-predict writing is human)."""
+    if (learned.table["label"] != 0).any():
+        raise DataError("only human texts can be added to what the classifier learns from")
+    return FeatureData.concat([train, learned])
+
+
 def human_groups(table: pd.DataFrame) -> np.ndarray:
     """The groups the verdict threshold must hold its false-positive rate in: dataset and domain."""
     return (table["dataset"].astype(str) + ":" + table["domain"].astype(str)).to_numpy()
@@ -224,9 +232,11 @@ class TrainingReport:
 def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01, seed: int = 0,
                    split: pd.Series | None = None, references: FeatureData | None = None, novelty: bool = True,
                    balance: int | None = None, rule: str = "by-length", novelty_quantile: float = 0.9,
-                   novelty_rule: str = "veto", **extractor_params) -> tuple[DetectorModel, TrainingReport]:
-    """Fit on the train split (its balanced subset with `balance`, see train.balance); thresholds and
-    reliable length on all of val; metrics on all of test."""
+                   novelty_rule: str = "veto", learned: FeatureData | None = None,
+                   **extractor_params) -> tuple[DetectorModel, TrainingReport]:
+    """Fit on the train split (its balanced subset with `balance`, see train.balance) plus the human-only
+    texts `learned` (e.g. the references); thresholds and reliable length on all of val; metrics on all
+    of test."""
     started = time.time()
     split = train_val_test(data.table, seed=seed) if split is None else split
     split = split.reset_index(drop=True)
@@ -239,6 +249,8 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
     if balance:
         parts["train"] = parts["train"].subset(balanced_rows(parts["train"].table, parts["train"].n_tokens,
                                                              balance, seed))
+    if learned is not None and len(learned.table):
+        parts["train"] = with_learned(parts["train"], learned)
     model = fit_detector(parts["train"], parts["val"], classifier, seed, fpr, references, novelty, rule=rule,
                          novelty_quantile=novelty_quantile, novelty_rule=novelty_rule, **extractor_params)
     min_tokens = model.thresholds.min_tokens

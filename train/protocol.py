@@ -22,7 +22,7 @@ from detector.model import DetectorModel, score_or_none, single_openmp_thread
 from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
 from train import eval_metrics
 from train.balance import balanced_rows
-from train.fit import FeatureData, fit_classifier, fit_detector
+from train.fit import FeatureData, fit_classifier, fit_detector, with_learned
 from train.recipes import RECIPES
 from train.splits import train_val_test
 
@@ -94,6 +94,7 @@ class Setting:
     balance: int | None = None  # train on train.balance's subset with this cap per cell (None: every row)
     novelty_quantile: float = 0.9  # the novelty cut: this quantile of validation humans' novelty scores
     novelty_rule: str = "veto"  # novel texts: "veto" (never `machine`) or "threshold" (a stricter one)
+    learn_references: bool = False  # the classifier also learns from the human references
 
     def fit(self, data: FeatureData, keep: np.ndarray, split: np.ndarray, seed: int = 0,
             references: FeatureData | None = None) -> DetectorModel:
@@ -103,8 +104,12 @@ class Setting:
         if self.balance:
             train &= balanced_rows(data.table, data.n_tokens, self.balance, seed) | ~train
         train_data = data.subset(train)
+        learned = references if self.learn_references and references is not None else None
+        if learned is not None:
+            train_data = with_learned(train_data, learned)
         # Settings that differ only in their verdict rule share one fitted classifier per training set.
-        key = (self.recipe, seed, hashlib.sha256(np.packbits(train).tobytes()).hexdigest(), id(data))
+        key = (self.recipe, seed, hashlib.sha256(np.packbits(train).tobytes()).hexdigest(), id(data),
+               None if learned is None else tuple(learned.table["id"]))
         if key not in _FITTED:
             _FITTED[key] = fit_classifier(train_data, self.recipe, seed)
         with single_openmp_thread():
@@ -118,7 +123,8 @@ class Setting:
         novelty = [("novelty" if self.novelty_quantile == 0.9 else f"novelty q{self.novelty_quantile:g}")
                    + (" as threshold" if self.novelty_rule == "threshold" else "")]
         extras = ([self.rule] + (["refs"] if self.references else []) + (novelty if self.novelty else [])
-                  + ([f"balanced {self.balance}"] if self.balance else []))
+                  + ([f"balanced {self.balance}"] if self.balance else [])
+                  + (["learns refs"] if self.learn_references else []))
         return f"{self.recipe} ({', '.join(extras)})"
 
 
@@ -153,23 +159,23 @@ def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
 
 
 def reference_check(data: FeatureData, setting: Setting, references: FeatureData, seed: int = 0) -> pd.DataFrame:
-    """Out-of-domain humans (man pages, package docs) that no fit has seen: the share called `machine`
-    and `uncertain` per domain, by a model fitted on all of `data` (train/val split). A setting that sets
-    its thresholds on references too sets them on half of them (by id, seeded) and is checked on the
-    other half, so the check stays one on texts it never saw."""
+    """Out-of-domain humans (man pages, package docs, Python docs) by a model fitted on all of `data`
+    (train/val split): the share called `machine` and `uncertain` per reference domain. A setting that
+    learns from the references or sets its thresholds on them too is checked one domain at a time, fitted
+    with the other domains only: each check is on a kind of writing the model never saw."""
     split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
-    checked = references
-    if setting.references:
-        half = (train_val_test(references.table, val=0.0, test=0.5, seed=seed) == "test").to_numpy()
-        references, checked = references.subset(~half), references.subset(half)
-    model = setting.fit(data, np.ones(len(split), dtype=bool), split, seed, references)
-    said = verdicts(model, checked, model.p_machine_from_features(checked.features))
-    references = checked
-    domains = references.table["domain"].to_numpy()
-    return pd.DataFrame([{"setting": setting.name, "domain": d, "n_human": int((domains == d).sum()),
-                          "human_called_machine": float(np.mean(said[domains == d] == MACHINE)),
-                          "human_uncertain": float(np.mean(said[domains == d] == UNCERTAIN))}
-                         for d in sorted(set(domains))])
+    domains = references.table["domain"].astype(str).to_numpy()
+    uses_references = setting.references or setting.learn_references
+    rows = []
+    for domain in sorted(set(domains)):
+        others = references.subset(domains != domain) if uses_references else references
+        checked = references.subset(domains == domain)
+        model = setting.fit(data, np.ones(len(split), dtype=bool), split, seed, others)
+        said = verdicts(model, checked, model.p_machine_from_features(checked.features))
+        rows.append({"setting": setting.name, "domain": domain, "n_human": len(checked.table),
+                     "human_called_machine": float(np.mean(said == MACHINE)),
+                     "human_uncertain": float(np.mean(said == UNCERTAIN))})
+    return pd.DataFrame(rows)
 
 
 def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,

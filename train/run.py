@@ -142,6 +142,7 @@ def train_run(
     rule: str = "by-length",
     novelty_quantile: float = 0.9,
     novelty_rule: str = "veto",
+    learned: FeatureData | None = None,
     **extractor_params,
 ) -> RunResult:
     """Features (cached) -> fit -> evaluate -> holdouts -> log everything to mlflow."""
@@ -164,7 +165,7 @@ def train_run(
     started = time.time()
     model, report = train_detector(data, classifier, fpr, seed, references=references, novelty=novelty,
                                    balance=balance, rule=rule, novelty_quantile=novelty_quantile,
-                                   novelty_rule=novelty_rule, **extractor_params)
+                                   novelty_rule=novelty_rule, learned=learned, **extractor_params)
     seconds["fit"] = time.time() - started
     result = RunResult(model, report.test_table, seconds=seconds)
     if cv:
