@@ -245,3 +245,18 @@ def test_the_capped_pass_completes_small_cells_first_and_counts_what_is_done():
     # g1 needs one more to reach 5, g2 five; the humans 5 per machine cell (two cells): 10.
     assert chosen.groupby("generator").size().to_dict() == {"g1": 1, "g2": 5, "human": 10}
     assert len(set(order)) == len(order)
+
+
+def test_the_in_distribution_rule_table_covers_each_length_and_band():
+    from train.protocol import in_distribution_rows
+    from train.splits import train_val_test
+
+    data = synthetic_data()
+    split = train_val_test(data.table, val=0.2, test=0.0, seed=0).to_numpy()
+    model = Setting("logreg-core").fit(data, np.ones(len(split), dtype=bool), split)
+    rows = in_distribution_rows(model, data)
+    assert list(rows["part"]) == ["16+ tokens", "96+ tokens", "tokens <128", "tokens 128-255", "tokens 256+"]
+    tested = (train_val_test(data.table, seed=0) == "test").sum()
+    whole = rows.iloc[0]
+    assert whole["n_human"] + whole["n_machine"] == tested  # every text has 200 tokens
+    assert rows.iloc[3]["n_human"] == whole["n_human"] and rows.iloc[2]["n_human"] == 0

@@ -30,7 +30,7 @@ from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, read_card
 from detector.token_stats import STATS_VERSION
 from train.data import load_manifest
 from train.fit import FeatureData
-from train.protocol import Setting, reference_check, run_protocol
+from train.protocol import Setting, in_distribution_rows, reference_check, run_protocol
 from train.run import train_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,10 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     rows = protocol.drop(columns=["setting"])
     card.held_out_protocol = rows.astype(object).where(rows.notna(), None).to_dict("records")
     card.out_of_domain_human_check = check.drop(columns=["setting"]).to_dict("records")
+    # The whole rule (length bands, novelty, gates) on the in-distribution test split, by length.
+    in_distribution = in_distribution_rows(result.model, data)
+    card.extra["in_distribution_rule"] = in_distribution.astype(object).where(in_distribution.notna(),
+                                                                              None).to_dict("records")
     card.write(card_path)
     print(result.test_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for by, frame in result.holdout.items():
         print(f"\nleave-one-{by}-out\n" + frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nthe rule on the in-distribution test split\n"
+          + in_distribution.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("\nheld-out protocol\n" + protocol.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nsaved to {args.output}; seconds: {result.seconds}; total {time.time() - started:.0f} s")
 

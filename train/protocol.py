@@ -80,6 +80,19 @@ def held_out_rows(model: DetectorModel, test: FeatureData) -> list[dict]:
     return rows
 
 
+def in_distribution_rows(model: DetectorModel, data: FeatureData, seed: int = 0,
+                         from_tokens: Sequence[int] = (16, 96)) -> pd.DataFrame:
+    """The rule on the test split the model was trained beside (train_detector's default split): texts
+    from each length in `from_tokens` up, and each report band: what `rule_row` measures."""
+    test = data.subset((train_val_test(data.table, seed=seed) == "test").to_numpy())
+    y = test.table["label"].to_numpy()
+    p = model.p_machine_from_features(test.features)
+    said = verdicts(model, test, p)
+    parts = [(f"{n}+ tokens", test.n_tokens >= n) for n in from_tokens]
+    parts += [(f"tokens {label}", (test.n_tokens >= lo) & (test.n_tokens < hi)) for lo, hi, label in REPORT_BANDS]
+    return pd.DataFrame([{"part": name, **rule_row(y[inside], p[inside], said[inside])} for name, inside in parts])
+
+
 _FITTED: dict[tuple, object] = {}  # fitted classifier steps by (recipe, seed, training rows, table)
 
 
