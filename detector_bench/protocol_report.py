@@ -4,8 +4,8 @@ Runs on the committed feature tables (data/features/*.parquet: numbers, no texts
 pass and no research data. Each dataset and each domain is held out in turn; what a user gets is the
 TPR at the shipped rule, under the promise that at most 1% of humans are called `machine` on every
 held-out dataset, domain and human reference. It compares:
-- last round's recipe and rule, trained on last round's sample (`--before` table), on the same
-  held-out texts;
+- last round's shipped setting, trained on last round's table (`--before` table: the 12,134 texts its LM
+  pass had reached), on the same held-out texts;
 - the chosen setting;
 - the chosen classifier under each verdict gate (novelty check off / looser, one threshold for all
   lengths, the pooled v1 rule, thresholds on the references too) and with or without learning from the
@@ -26,9 +26,10 @@ from train.fit import FeatureData
 from train.protocol import Setting, attacked_essays, choose, reference_check, run_protocol, worst_case
 from train.recipes import FAMILIES
 
-# Last round's shipped setting: a random forest on the version-2 features, length-banded worst-group
-# thresholds and the novelty check, fitted on the 4,830-text sample of manifest default-v2.
-BEFORE = Setting("rf-v2")
+# Last round's shipped setting: a random forest on every feature, balanced 300 per cell, length-banded
+# worst-group thresholds and the novelty veto, fitted on last round's table (data/features/all-v3-round4.parquet).
+BEFORE = Setting("rf-all", balance=300)
+BEFORE_LABEL = f"{BEFORE.name} [last round's table]"
 COLUMNS = ["held_out", "part", "n_human", "n_machine", "auroc", "tpr_at_1fpr", "tpr_at_rule",
            "human_called_machine", "human_uncertain", "machine_uncertain"]
 
@@ -83,8 +84,8 @@ def _main_and_gates(data, refs, chosen):
 def _before(data, before_table, refs):
     frame = run_protocol(data, [BEFORE], references=refs, train_on=before_table)
     checks = reference_check(before_table, BEFORE, refs) if refs is not None else pd.DataFrame()
-    label = f"{BEFORE.name} [last round's sample]"
-    return frame.assign(setting=label), checks.assign(setting=label) if not checks.empty else checks
+    return (frame.assign(setting=BEFORE_LABEL),
+            checks.assign(setting=BEFORE_LABEL) if not checks.empty else checks)
 
 
 def _ablations(data, refs, chosen):
@@ -118,7 +119,7 @@ def write_protocol(out: Path, features: Path, references: Path | None, chosen: S
     essays.to_csv(out / "results" / "protocol_attacked_essays.csv", index=False)
     summary = worst_case(frame, checks)
     picked = choose(summary[summary["setting"].isin([chosen.name, *(s.name for s in gate_settings(chosen))])])
-    before_name = f"{BEFORE.name} [last round's sample]"
+    before_name = BEFORE_LABEL
     main = [n for n in (before_name, chosen.name) if n in set(frame["setting"])]
     figure = protocol_figure(frame, main, out / "plots")
     n_by_dataset = data.table.groupby("dataset").size().to_dict()

@@ -171,8 +171,7 @@ def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
 
 
 def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
-    from detector_bench.protocol_report import BEFORE as LAST_ROUND
-    from detector_bench.protocol_report import write_protocol
+    from detector_bench.protocol_report import BEFORE_LABEL, write_protocol
 
     data, before = synthetic_data(), synthetic_data(seed=1)
     data.save(tmp_path / "now.parquet", lm="x", engine="openvino", dtype="bfloat16", max_tokens="512")
@@ -183,7 +182,7 @@ def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
     path = write_protocol(tmp_path, tmp_path / "now.parquet", None, chosen, "test", before=tmp_path / "before.parquet")
     text = path.read_text()
     frame = pd.read_csv(tmp_path / "results" / "protocol.csv")
-    assert {chosen.name, f"{LAST_ROUND.name} [last round's sample]"} <= set(frame["setting"])
+    assert {chosen.name, BEFORE_LABEL} <= set(frame["setting"])
     assert any("minus-dynamics" in s for s in frame["setting"])  # a family ablation ran
     assert "Chosen: **" in text and "## Gates: TPR at the rule per held-out set" in text
 
