@@ -25,6 +25,7 @@ from detector.features import ScoringEngine
 from detector.normalize import normalize
 from train.data import load_manifest
 from train.fit import FeatureData
+from train.protocol import load_alike
 
 
 def _cells(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -47,7 +48,7 @@ def interleaved_order(table: pd.DataFrame, seed: int = 0) -> np.ndarray:
     corner, cells = _cells(table)
     shares = _human_shares(table)
     turn = np.empty(len(table), dtype=float)
-    for _cell, positions in cells.groupby(cells).indices.items():
+    for positions in cells.groupby(cells).indices.values():
         share = 1
         if (table["label"].to_numpy()[positions] == 0).all():
             share = max(1, int(shares.get(corner.iloc[positions[0]], 1)))
@@ -63,8 +64,7 @@ def capped(order: np.ndarray, table: pd.DataFrame, done: pd.DataFrame, cap: int)
     thresholds on, before texts that would only add to what is plentiful."""
     shares = _human_shares(pd.concat([table, done], ignore_index=True))
     corner, cells = _cells(table)
-    done_corner, done_cells = _cells(done)
-    counts = done_cells.value_counts().to_dict()
+    counts = _cells(done)[1].value_counts().to_dict()
     labels = table["label"].to_numpy()
     keep = []
     for position in order:
@@ -76,32 +76,28 @@ def capped(order: np.ndarray, table: pd.DataFrame, done: pd.DataFrame, cap: int)
     return np.asarray(keep, dtype=int)
 
 
-def base_table(path: str, engine: ScoringEngine) -> FeatureData:
+def base_table(path: str, engine: ScoringEngine, parser: argparse.ArgumentParser) -> FeatureData:
     """A committed feature table, refused unless it was computed as this engine computes (same LM, engine,
     precision, token limit, statistics and feature versions): only then are its rows this pass's rows."""
     from train.default import engine_signature
 
-    data, metadata = FeatureData.load(path)
-    wanted = engine_signature(engine)
-    differing = {k: (metadata.get(k), v) for k, v in wanted.items() if metadata.get(k) != v}
-    if differing:
-        raise SystemExit(f"{path} was computed otherwise ({differing}: table, this engine); it cannot stand in")
-    return data
+    return load_alike(path, engine_signature(engine), parser)
 
 
-def write_cached_table(table: pd.DataFrame, path: str, base: str | None = None) -> None:
+def write_cached_table(table: pd.DataFrame, path: str, parser: argparse.ArgumentParser,
+                       base: str | None = None) -> None:
     """The feature table (train.fit.FeatureData, no texts) of the rows whose statistics are cached, plus the
     rows of `base` (a table of the same signature) for texts not cached here."""
     from train.default import engine_signature
 
     if Path(path).exists():
-        raise SystemExit(f"{path} exists: the table is written to a new file, never over one")
+        parser.error(f"{path} exists: the table is written to a new file, never over one")
     engine = ScoringEngine()
     analyses = engine.cached_analyses(table["text"])
     cached = np.array([a is not None for a in analyses])
     data = FeatureData.from_analyses(table[cached], [a for a in analyses if a is not None], workers=2)
     if base:
-        kept = base_table(base, engine)
+        kept = base_table(base, engine, parser)
         known = set(table["id"])
         kept = kept.subset(kept.table["id"].isin(known - set(data.table["id"])).to_numpy())
         data = FeatureData.concat([kept, data])  # save() writes the meta columns only: no text
@@ -125,11 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     table, manifest = load_manifest(args.manifest)
     if args.table:
-        return write_cached_table(table, args.table, args.base)
+        return write_cached_table(table, args.table, parser, args.base)
     engine = ScoringEngine(progress=True)
     done = table.iloc[:0]
     if args.skip:
-        skipped = table["id"].isin(base_table(args.skip, engine).table["id"])
+        skipped = table["id"].isin(base_table(args.skip, engine, parser).table["id"])
         table, done = table[~skipped].reset_index(drop=True), table[skipped]
     order = interleaved_order(table, manifest.get("seed", 0))
     if args.cap:

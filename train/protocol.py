@@ -180,10 +180,12 @@ def reference_check(data: FeatureData, setting: Setting, references: FeatureData
     domains = references.table["domain"].astype(str).to_numpy()
     uses_references = setting.references or setting.learn_references
     rows = []
+    everything = np.ones(len(split), dtype=bool)
+    model = None if uses_references else setting.fit(data, everything, split, seed, references)  # one fit serves all
     for domain in sorted(set(domains)):
-        others = references.subset(domains != domain) if uses_references else references
         checked = references.subset(domains == domain)
-        model = setting.fit(data, np.ones(len(split), dtype=bool), split, seed, others)
+        if uses_references:
+            model = setting.fit(data, everything, split, seed, references.subset(domains != domain))
         said = verdicts(model, checked, model.p_machine_from_features(checked.features))
         rows.append({"setting": setting.name, "domain": domain, "n_human": len(checked.table),
                      "human_called_machine": float(np.mean(said == MACHINE)),
