@@ -20,6 +20,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import tqdm.auto  # noqa: F401  (both threads use it: imported before the second starts, never by both at once)
+
 from detector import runtime
 from detector.cache import StatsCache
 from detector.lm import PACKAGED, engine_name, known_stats_key, load_ahead
