@@ -8,7 +8,7 @@ compiling included); `detector --help`; and `python -c pass`, the floor any comm
 as it is loaded (a busy machine slows all rows alike). Wall and CPU seconds (user + system) of each.
 
 `detector bench --speed` writes this table into SPEED.md and results/startup.csv; alone (the table only,
-e.g. to compare two commits on the same machine): `python -m benchmarks.startup [--runs 5] [--no-first-ever]`.
+e.g. to compare two commits on the same machine): `python -m detector_bench.startup [--runs 5] [--no-first-ever]`.
 """
 
 from __future__ import annotations
