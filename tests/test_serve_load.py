@@ -123,3 +123,18 @@ def test_process_seconds_is_a_live_process_cpu_time():
         child.wait()
     assert process_seconds(child.pid) == 0.0  # gone
     assert process_seconds(os.getpid()) > 0
+
+
+def test_the_spark_report_gives_both_commands_tokens_per_core():
+    from benchmarks.spark_bench import write_report
+
+    args = argparse.Namespace(n=2, min_tokens=100, max_tokens=300, seed=0, master="local[2]",
+                              data=__import__("pathlib").Path("texts.jsonl"))
+    one, spark = {"wall": 110.0, "other": 0.01}, {"wall": 130.0, "other": 0.02}
+    startup_one, startup_spark = {"wall": 10.0}, {"wall": 30.0}
+    check = {"rows": (2, 2), "max_dp": 0.0, "verdicts_equal": 2, "tokens_equal": 2, "errors": 0}
+    text = write_report(args, 2, 2, 50_000, one, spark, startup_one, startup_spark, [(0, 1, 25_000, 100.0)],
+                        [7.0], check)
+    # Each command: 50,000 tokens in 100 s after its start-up, on 2 cores; a worker: 25,000 in 100 s.
+    assert "| 500 | 250 | 1% |" in text and "| 500 | 250 | 2% |" in text and "250 tokens/s** of scoring" in text
+    assert "**250 tokens/s per core for `detector score`**" in text and "Output check: equal" in text
