@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -28,8 +27,9 @@ from detector.lm import (
     DEFAULT_LM,
     DEFAULT_MAX_TOKENS,
     LanguageModel,
-    default_engine,
+    engine_name,
     known_stats_key,
+    shared_lm,  # here, where ScoringEngine looks it up (tests replace it)
 )
 from detector.normalize import Normalized, normalize
 from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
@@ -145,12 +145,6 @@ def features_table(analyses: Sequence[Analysis]) -> pd.DataFrame:
     return pd.DataFrame([a.features() for a in analyses], columns=FEATURE_NAMES, dtype=float)
 
 
-@lru_cache(maxsize=4)
-def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str | None = None) -> LanguageModel:
-    """One loaded LM per configuration and process."""
-    return LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine)
-
-
 def as_texts(X) -> list[str]:
     """A list of strings, a Series of them, or a DataFrame with a `text` column -> list of texts.
 
@@ -193,7 +187,7 @@ class ScoringEngine:
     @property
     def engine_name(self) -> str:
         """The engine that runs: the chosen one, else this install's default where it can run."""
-        return self.engine or default_engine(self.device, self.dtype)
+        return engine_name(self.engine, self.device, self.dtype)
 
     def language_model(self) -> LanguageModel:
         """The LM, loaded once per configuration and process (seconds; only on first use)."""

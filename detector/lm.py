@@ -15,8 +15,11 @@ import importlib
 import importlib.util
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +107,11 @@ def default_engine(device: str = "cpu", dtype: str = DEFAULT_DTYPE) -> str:
                                          or not ov_engine.available()):
         return "torch"
     return DEFAULT_ENGINE
+
+
+def engine_name(engine: str | None, device: str, dtype: str) -> str:
+    """The engine that runs: `engine` where one is chosen, else this install's default where it can run."""
+    return engine or default_engine(device, dtype)
 
 
 def check_engine(engine: str) -> str:
@@ -233,6 +241,8 @@ class LanguageModel:
             raise ValueError(f"unknown dtype {dtype!r} (try float32 or bfloat16)")
         self._stats_graph = None
         self._torch = None
+        self._ahead: dict[str, TokenStats] = {}  # statistics computed ahead (`score_ahead`), until asked for
+        self._ahead_lock = threading.Lock()
         if engine == "openvino":
             if dtype not in ov_engine.PRECISION_HINTS:
                 raise LMUnavailable(f"the openvino engine runs float32 or bfloat16, not {dtype}: "
@@ -338,12 +348,34 @@ class LanguageModel:
             return
         self._torch.bare_forward(batches)
 
+    def score_ahead(self, texts: Iterable[str], stop: threading.Event | None = None) -> None:
+        """Compute the statistics of `texts` now, one text per call (one window per pass either way, so
+        the same numbers as any other call), and keep them for the `token_stats` call that asks for them,
+        once. Stops between texts once `stop` is set; a text that fails is left to that call."""
+        for text in dict.fromkeys(texts):
+            if stop is not None and stop.is_set():
+                return
+            try:
+                stats = self._token_stats([text])[0]
+            except Exception as err:  # noqa: BLE001 - computed again when asked for, and reported there
+                log.debug("scoring ahead failed: %s", err)
+                return
+            with self._ahead_lock:
+                self._ahead[text] = stats
+
     def token_stats(self, texts: Iterable[str], progress: bool = False) -> list[TokenStats]:
         """Token statistics for each text, in order; each distinct text is scored once."""
+        texts = list(texts)
+        with self._ahead_lock:
+            ready = {t: self._ahead.pop(t) for t in dict.fromkeys(texts) if t in self._ahead}
+        todo = [t for t in dict.fromkeys(texts) if t not in ready]
+        computed = dict(zip(todo, self._token_stats(todo, progress), strict=True)) if todo else {}
+        return [ready[t] if t in ready else computed[t] for t in texts]
+
+    def _token_stats(self, unique: list[str], progress: bool = False) -> list[TokenStats]:
+        """Token statistics of distinct texts, in order."""
         from tqdm.auto import tqdm
 
-        texts = list(texts)
-        unique = list(dict.fromkeys(texts))
         encoded = [self.tokenize(t) for t in unique]
         parts: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = {i: [] for i in range(len(unique))}
         bar = tqdm(total=sum(len(ids) for ids, _ in encoded), unit="tok", disable=not progress,
@@ -364,7 +396,7 @@ class LanguageModel:
                 continue
             merged = {k: np.concatenate(v) for k, v in arrays.items()}
             by_text[unique[i]] = TokenStats(**merged, start=spans[:, 0].copy(), end=spans[:, 1].copy())
-        return [by_text[t] for t in texts]
+        return [by_text[t] for t in unique]
 
     def _batches(self, jobs: list) -> Iterable[list]:
         batch: list = []
@@ -384,3 +416,59 @@ class LanguageModel:
             return [{k: v[first:] for k, v in self._stats_graph(seq).items()}
                     for seq, first in zip(seqs, firsts, strict=True)]
         return self._torch.stats(seqs, firsts)
+
+
+# The LMs loaded in this process, one per configuration (the last SHARED_LMS used), each behind a Future:
+# a load under way in another thread (detector.ahead) is waited for, never repeated.
+SHARED_LMS = 4
+_shared: OrderedDict[tuple, Future] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _shared_load(key: tuple, load: Callable[[], LanguageModel]) -> LanguageModel:
+    """The LM of `key`, loaded with `load` in this thread unless loaded or being loaded in another one. A
+    load that failed in another thread is tried again here, so its error is raised here, as without it."""
+    while True:
+        with _shared_lock:
+            future = _shared.get(key)
+            mine = future is None
+            if mine:
+                future = _shared[key] = Future()
+                while len(_shared) > SHARED_LMS:
+                    _shared.popitem(last=False)
+            else:
+                _shared.move_to_end(key)
+        if not mine:
+            try:
+                return future.result()
+            except Exception:  # noqa: BLE001 - failed in the other thread: load here, and raise here
+                continue
+        try:
+            future.set_result(load())
+        except BaseException as err:
+            with _shared_lock:
+                if _shared.get(key) is future:
+                    del _shared[key]
+            future.set_exception(err)
+            raise
+        return future.result()
+
+
+def shared_lm(name: str, device: str, dtype: str, max_tokens: int, engine: str | None = None) -> LanguageModel:
+    """One loaded LM per configuration and process."""
+    return _shared_load((name, device, dtype, max_tokens, engine),
+                        lambda: LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine))
+
+
+def load_ahead(name: str, device: str, dtype: str, max_tokens: int, engine: str, texts: Sequence[str],
+               stop: threading.Event) -> LanguageModel:
+    """`shared_lm`, with the statistics of `texts` computed (`LanguageModel.score_ahead`) before the LM is
+    handed to any other thread: one waiting for it then finds them done, not under way. Texts are only
+    scored where this call loads the LM."""
+
+    def load() -> LanguageModel:
+        lm = LanguageModel(name, device=device, dtype=dtype, max_tokens=max_tokens, engine=engine)
+        lm.score_ahead(texts, stop)
+        return lm
+
+    return _shared_load((name, device, dtype, max_tokens, engine), load)

@@ -14,7 +14,6 @@ import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,12 @@ from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, 
 from detector.lm import check_engine
 from detector.model_check import UnsafeModel, check_pipeline, check_skops_file
 from detector.novelty import Novelty
+from detector.settings import CARD_FILE, DEFAULT_MODEL_DIR
 from detector.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.skops"
-CARD_FILE = "model_card.json"
-DEFAULT_MODEL_DIR = Path(str(resources.files("detector") / "default_model"))
 
 # The exact types, beyond primitives, containers and numpy, that the shipped model and models trained by
 # train/fit.py (logreg, hgb, rf) contain, as `skops.io.get_untrusted_types` names them. Exact names,
@@ -242,14 +240,12 @@ class DetectorModel:
         with the trained engine's (detector.runtime: measured once per machine, then remembered). The
         engine chosen, or None where the model's settings decide."""
         from detector import runtime
-        from detector.lm import PACKAGED, default_engine
+        from detector.lm import default_engine
 
         extractor = self.extractor
-        trained_engine, _, trained_dtype = self.card.engine.rpartition("-")
-        if (extractor.engine is not None or extractor.device != "cpu" or extractor.lm not in PACKAGED
-                or trained_dtype != extractor.dtype or trained_engine != extractor.engine_name):
+        if not runtime.decides_engine(extractor.get_params(), self.card.engine):
             return None
-        chosen = runtime.choose(extractor.lm, extractor.dtype, trained_engine).engine
+        chosen = runtime.choose(extractor.lm, extractor.dtype, self.card.engine.rpartition("-")[0]).engine
         if chosen != default_engine(extractor.device, extractor.dtype):
             extractor.set_params(engine=chosen)
         return chosen

@@ -178,6 +178,24 @@ def measure(lm: str, dtype: str, reference: str) -> Choice:
     return Choice(chosen, reference, rates, diffs, fell_back)
 
 
+def decides_engine(params: dict, trained: str) -> bool:
+    """Whether the runtime choice picks the LM engine of a model whose feature extractor has the settings
+    `params` and which was trained on `trained` statistics (e.g. "openvino-bfloat16"): where the model
+    leaves its engine open (the shipped one does) and its packaged LM runs on the CPU at the trained
+    precision, with the trained engine as this install's default."""
+    from detector.lm import PACKAGED, engine_name
+
+    trained_engine, _, trained_dtype = trained.rpartition("-")
+    device, dtype = params.get("device"), params.get("dtype")
+    return (params.get("engine") is None and device == "cpu" and params.get("lm") in PACKAGED
+            and trained_dtype == dtype and trained_engine == engine_name(None, device, dtype))
+
+
+def remembered_choice(lm: str, dtype: str, reference_engine: str, cache_dir: Path = CACHE_DIR) -> Choice | None:
+    """The choice made for this machine, LM and precision, or None where none was made yet."""
+    return remembered(cache_dir / CHOICE_FILE, choice_key(lm, dtype, reference_engine, cpu_threads()))
+
+
 def choose(lm: str, dtype: str, reference_engine: str, cache_dir: Path = CACHE_DIR) -> Choice:
     """The remembered choice for this machine, else measured now (once: seconds) and remembered."""
     from detector.lm import preparing

@@ -7,6 +7,7 @@ and `detector --help` stays fast.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -34,6 +35,10 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 # mlflow's own default when nothing is configured; also what `detector train` uses.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# The shipped default model (model.skops, its card, novelty.npz); the card of a model, in its folder.
+DEFAULT_MODEL_DIR = Path(str(resources.files("detector") / "default_model"))
+CARD_FILE = "model_card.json"
 
 # Dequantised LM weights, OpenVINO graphs and compiled blobs, the runtime choice and the stats cache.
 CACHE_DIR = Path(os.environ.get(CACHE_DIR_ENV, user_cache_dir("mgt-detector")))

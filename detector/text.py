@@ -7,6 +7,7 @@ language from py3langid: maintained libraries, not hand-written rules.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -102,11 +103,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-@lru_cache(maxsize=1)
+_identifier_lock = threading.Lock()  # loaded once, also when another thread loads it ahead (detector.ahead)
+
+
 def _identifier():
+    with _identifier_lock:
+        return _load_identifier()
+
+
+@lru_cache(maxsize=1)
+def _load_identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def load_language_identifier() -> None:
+    """Load the language identifier's model now (~0.3 s, mostly LZMA, which releases the GIL)."""
+    _identifier()
 
 
 def language_of(text: str, confidence: float = LANGUAGE_CONFIDENCE) -> str | None:

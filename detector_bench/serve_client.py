@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parent.parent
 COMPARED = ("verdict", "reason", "n_tokens", "altered")  # exactly as `Detector.score` says
 # p(machine) to the last bits but these: the classifier's floating-point sums differ in the last bits with
@@ -147,21 +145,22 @@ def rss_mib(pid: int) -> float:
 
 
 class RssSampler:
-    """The resident memory of a process every `every` seconds, in a thread, each sample tagged with the phase
-    (`mark`) it was taken in."""
+    """The resident memory of a process every `every` seconds, in a thread, while a run is marked (`mark`),
+    each sample tagged with that run."""
 
     def __init__(self, pid: int, every: float):
-        self.pid, self.every, self.phase = pid, every, "load"
-        self.samples: list[tuple[float, str, float]] = []
+        self.pid, self.every, self.run = pid, every, None
+        self.samples: list[dict] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
         self.start_time = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
 
-    def mark(self, phase: str) -> None:
-        self.phase = phase
+    def mark(self, run: str | None) -> None:
+        """Samples from now on belong to `run` (None: between runs, not sampled); one is taken at once."""
+        self.run = run
         self._sample()
 
     def stop(self) -> None:
@@ -169,15 +168,18 @@ class RssSampler:
         self._thread.join(self.every + 5)
 
     def _sample(self) -> None:
+        if self.run is None:
+            return
         try:
-            self.samples.append((time.monotonic() - self.start_time, self.phase, rss_mib(self.pid)))
+            self.samples.append({"run": self.run, "seconds": round(time.monotonic() - self.start_time, 2),
+                                 "rss_mib": rss_mib(self.pid)})
         except OSError:  # the process has ended
             self._stop.set()
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         while not self._stop.is_set():
             self._sample()
             self._stop.wait(self.every)
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.samples, columns=["seconds", "phase", "rss_mib"])
+    def records(self) -> list[dict]:
+        return list(self.samples)

@@ -1,15 +1,19 @@
 """Load and soak test of `detector serve` on loopback: latency at 1, 4 and 16 concurrent clients,
 pathological texts among ordinary requests, and a soak at a steady rate with the server's memory sampled.
 
-It starts `python -m detector_cli serve` on a free loopback port (one process for every phase, as a user
-runs it), sends each request once (bounded in count and in time; the soak stops by itself), stops the
-server, then scores the same texts in this process with `Detector.score` and compares every answer with
-the direct one: verdict, reason and tokens exactly, p(machine) within 1e-12. The texts are our own: the
-fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts), the seed, and
-four pathological texts of 100,000 characters made here. It writes detector_bench/SERVE_LOAD.md and
-detector_bench/results/serve_load*.csv.
+It starts `python -m detector_cli serve` on a free loopback port (one process for the invocation's runs, as
+a user runs it), sends each request once (bounded in count and in time; the soak stops by itself), stops the
+server, then compares every answer with `Detector.score` on the same text (verdict, reason and tokens
+exactly, p(machine) within 1e-12), computed in this process or read from `--reference FILE`. The texts are
+our own: the fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts), the
+seed, and four pathological texts of 100,000 characters made here. It writes detector_bench/SERVE_LOAD.md and
+detector_bench/results/serve_load*.{json,csv}. The runs can be split over invocations (`--runs`, `--merge`),
+so that each fits a slot on a shared machine:
 
-    python -m detector_bench.serve_load                              # 300 requests at 16 clients, 10-min soak
+    python -m detector_bench.serve_load --reference-only --reference /tmp/ref.json   # the direct answers, once
+    python -m detector_bench.serve_load --runs 16,4 --reference /tmp/ref.json
+    python -m detector_bench.serve_load --runs 1,pathological --reference /tmp/ref.json --merge
+    python -m detector_bench.serve_load --runs soak --soak-rate 0.5 --reference /tmp/ref.json --merge
     OMP_NUM_THREADS=1 python -m detector_bench.serve_load --quick    # a few requests, a 20 s soak: to try it
 """
 
@@ -18,7 +22,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
+import shlex
 import string
 import sys
 import tempfile
@@ -39,15 +45,18 @@ MINI = ROOT / "tests" / "fixtures" / "mini.jsonl"
 SEED = ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
 REPORT = ROOT / "detector_bench" / "SERVE_LOAD.md"
 RESULTS = ROOT / "detector_bench" / "results"
+STATE = RESULTS / "serve_load.json"  # every run's figures, merged across invocations (--merge)
+POOL = 300  # texts_mix draws this many at least, so that fewer requests send the same first texts
 PATHOLOGICAL_CHARS = 100_000  # the server's default --max-chars: the longest text a request may carry
 
 
 def texts_mix(n: int, long_share: float = 0.3, seed: int = 0) -> list[str]:
-    """n distinct texts: short (one or two fixture texts) or long (8-12 joined, or the seed once)."""
+    """n distinct texts: short (one or two fixture texts) or long (8-12 joined, or the seed once); up to
+    `POOL`, the first n of the same list whatever n."""
     pool = [json.loads(line)["text"] for line in MINI.read_text(encoding="utf-8").splitlines() if line.strip()]
     rng = random.Random(seed)
     out, seen = [SEED.read_text(encoding="utf-8")], {SEED.read_text(encoding="utf-8")}
-    while len(out) < n:
+    while len(out) < max(n, POOL):
         k = rng.randint(8, 12) if rng.random() < long_share else rng.choice((1, 2))
         text = "\n\n".join(rng.sample(pool, k))
         if text.strip() and text not in seen:
@@ -168,12 +177,59 @@ def unbounded_seconds(texts: list[str]) -> list[float]:
         normalize.MAX_READ_CHARS = bound
 
 
+def run_ids(value: str) -> list[str]:
+    """`--runs`: client counts (a closed-loop run each), `pathological` and `soak`, in the order to run them."""
+    ids = [v.strip() for v in value.split(",") if v.strip()]
+    for run in ids:
+        if not (run.isdigit() and int(run) > 0) and run not in ("pathological", "soak"):
+            raise argparse.ArgumentTypeError(f"{run!r}: a number of clients, pathological or soak")
+    if len(set(ids)) != len(ids) or not ids:
+        raise argparse.ArgumentTypeError("each run at most once, at least one")
+    return ids
+
+
+def merge(saved: dict | None, new: dict) -> dict:
+    """The saved results with `new`'s runs replacing those of the same id: the runs can be measured in
+    separate invocations (each with its own server) and reported together."""
+    if saved is None:
+        return new
+    ran = set(new["runs"])
+    kept = [run for run in saved["runs"] if run not in ran]
+    out = {"runs": kept + new["runs"],
+           "load": [row for row in saved["load"] if row["id"] not in ran] + new["load"],
+           "rss": [sample for sample in saved["rss"] if sample["run"] not in ran] + new["rss"],
+           "invocations": [{**inv, "runs": [run for run in inv["runs"] if run not in ran]}
+                           for inv in saved["invocations"] if set(inv["runs"]) - ran] + new["invocations"]}
+    for key in ("pathological", "soak"):
+        source = new if key in ran else saved
+        if key in source:
+            out[key] = source[key]
+    return out
+
+
+def command_line(argv: list[str]) -> str:
+    """The invocation as a shell command, the reference file's path shown as FILE (it may lie anywhere)."""
+    shown, hide = [], False
+    for arg in argv:
+        shown.append("FILE" if hide else shlex.quote(arg))
+        hide = arg == "--reference"
+    return " ".join(["python -m detector_bench.serve_load", *shown])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="requests of the 16-client run")
-    parser.add_argument("--requests-few", type=int, default=100, help="requests of the 1- and 4-client runs")
+    parser.add_argument("--runs", type=run_ids, default="16,4,1,pathological,soak",
+                        help="what to run, in order: client counts (each sends --requests texts, each once), "
+                             "pathological, soak (default: %(default)s)")
+    parser.add_argument("--merge", action="store_true", help="keep the runs saved by earlier invocations "
+                        f"({STATE.relative_to(ROOT)}) that this one does not run again, and report them all")
+    parser.add_argument("--requests", type=int, default=300, help="requests of each closed-loop run (at most "
+                        f"{POOL} keeps the texts the same whatever the number)")
+    parser.add_argument("--warm", type=int, default=32, help="texts sent by 4 clients before the first run, not "
+                        "counted: the server's memory grows to its working size with its first long texts")
     parser.add_argument("--soak-seconds", type=float, default=600)
-    parser.add_argument("--soak-rate", type=float, help="requests/s in the soak (default: 40%% of the 16-client rate)")
+    parser.add_argument("--soak-rate", type=float, help="requests/s in the soak (default: 40%% of the rate of "
+                        "this invocation's first closed-loop run; required without one)")
     parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--max-seconds", type=float, default=900, help="stop issuing requests in a run after this")
     parser.add_argument("--timeout", type=float, default=300, help="client-side timeout of one request")
@@ -189,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few requests and a 20 s soak; writes no report")
     args = parser.parse_args(argv)
     if args.quick:
-        args.requests, args.requests_few, args.soak_seconds, args.rss_every = 8, 4, 20, 2
+        args.requests, args.warm, args.soak_seconds, args.rss_every = 8, 4, 20, 2
+    if "soak" in args.runs and not args.soak_rate and not any(run.isdigit() for run in args.runs):
+        parser.error("--soak-rate is needed when no closed-loop run comes before the soak")
 
     texts = texts_mix(args.requests)
     odd = dict(list(pathological_texts().items())[: args.pathological])
@@ -197,57 +255,92 @@ def main(argv: list[str] | None = None) -> int:
         reference(args.reference, texts + list(odd.values()), list(odd.values()))
         return 0
     have_reference = args.reference is not None and args.reference.exists()
+    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     log = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
     server = client.Server(log, args.server_args.split())
     rss = client.RssSampler(server.pid, args.rss_every)
-    runs = []
+    runs: list[tuple[str, str, str, list[client.Answer], int, float]] = []  # id, name, clients, answers, sent, share
+    odd_all, odd_rows, odd_share, soak_info = [], [], float("nan"), {}
     try:
         rss.start()
-        for clients, n in ((16, args.requests), (4, args.requests_few), (1, args.requests_few)):  # the must first
-            with OtherLoad() as load:
-                answers = client.closed_loop(server.url, texts[:n], clients, args.max_seconds, args.timeout)
-            runs.append((f"{clients} client{'s' * (clients > 1)}", str(clients), answers, n, load.share))
-            print(f"{clients} clients: {len(answers)} answers", file=sys.stderr)
-        odd_all, odd_rows = pathological_phase(server.url, texts, odd, args.timeout, 2 if args.quick else 5)
-        served_rate = summary(runs[0][2], {}, runs[0][3])["requests_per_s"]
-        args.soak_asked = args.soak_seconds
-        if args.finish_by:  # what is left after the soak: scoring every text once more here, at the served pace
-            after = (0 if have_reference else 1.3 * (len(texts) + len(odd)) / served_rate) + 60
-            after += 0 if args.no_unbounded else 120
-            args.soak_seconds = min(args.soak_seconds, max(args.finish_by - time.time() - after, 60))
-        with OtherLoad() as load:
-            rate = args.soak_rate or round(0.4 * served_rate, 2)
-            rss.mark("soak")
-            soak = client.steady(server.url, texts, rate, args.soak_seconds, args.timeout)
-            rss.mark("end")
-        runs.append((f"soak, {args.soak_seconds / 60:.1f} min", f"steady {rate:g}/s", soak, len(soak),
-                     load.share))
+        client.closed_loop(server.url, texts[: args.warm], 4, args.max_seconds, args.timeout)
+        for run in args.runs:
+            rss.mark(run)
+            if run.isdigit():
+                n = int(run)
+                with OtherLoad((server.pid,)) as load:
+                    answers = client.closed_loop(server.url, texts, n, args.max_seconds, args.timeout)
+                runs.append((run, f"{n} client{'s' * (n > 1)}", run, answers, len(texts), load.share))
+                print(f"{n} clients: {len(answers)} answers", file=sys.stderr)
+            elif run == "pathological":
+                with OtherLoad((server.pid,)) as load:
+                    odd_all, odd_rows = pathological_phase(server.url, texts, odd, args.timeout,
+                                                           2 if args.quick else 5)
+                odd_share = load.share
+            else:
+                row, soak_info = soak_run(args, server, texts, odd, runs, have_reference)
+                runs.append(row)
+            rss.mark(None)
     finally:
         rss.stop()
         server.stop()
 
     direct, direct_s = reference(args.reference, texts + list(odd.values()), list(odd.values()))
-    table_load = pd.DataFrame([{"run": name, "clients": clients, **summary(answers, direct, sent),
-                                "others_cpu": share} for name, clients, answers, sent, share in runs])
-    for row, text in zip(odd_rows, odd.values(), strict=True):
-        row["characters"] = len(text)
-        row["direct_s"] = direct_s[text]
-    if not args.no_unbounded:
-        for row, seconds in zip(odd_rows, unbounded_seconds(list(odd.values())), strict=True):
-            row["direct_unbounded_s"] = seconds
-    odd_summary = summary(odd_all, direct, len(odd_all))
-    samples = rss.frame()
-    print(table(table_load, 2), table(pd.DataFrame(odd_rows), 2), sep="\n\n")
+    load_rows = [{"id": run, "run": name, "clients": n_clients, **summary(answers, direct, sent),
+                  "others_cpu": share} for run, name, n_clients, answers, sent, share in runs]
+    new = {"runs": args.runs, "load": load_rows, "rss": rss.records(),
+           "invocations": [{"command": command_line(sys.argv[1:] if argv is None else argv), "began": began,
+                            "runs": args.runs, "note": args.note, "server_args": args.server_args,
+                            "rss_every": args.rss_every, "warm": args.warm,
+                            "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+                            "reference_written": json.loads(args.reference.read_text())["written"]
+                            if have_reference else None}]}
+    if soak_info:
+        new["soak"] = soak_info
+    if "pathological" in args.runs:
+        for row, text in zip(odd_rows, odd.values(), strict=True):
+            row["characters"] = len(text)
+            row["direct_s"] = direct_s[text]
+        if not args.no_unbounded:
+            for row, seconds in zip(odd_rows, unbounded_seconds(list(odd.values())), strict=True):
+                row["direct_unbounded_s"] = seconds
+        new["pathological"] = {"rows": odd_rows, "summary": summary(odd_all, direct, len(odd_all)),
+                               "others_cpu": odd_share}
+    print(table(pd.DataFrame(load_rows), 2), table(pd.DataFrame(odd_rows), 2), sep="\n\n")
     if args.quick:
         return 0
+    state = merge(json.loads(STATE.read_text()) if args.merge and STATE.exists() else None, new)
     RESULTS.mkdir(exist_ok=True)
-    table_load.to_csv(RESULTS / "serve_load.csv", index=False)
-    pd.DataFrame(odd_rows).to_csv(RESULTS / "serve_load_pathological.csv", index=False)
-    samples.to_csv(RESULTS / "serve_load_rss.csv", index=False)
-    REPORT.write_text(report(args, table_load, pd.DataFrame(odd_rows), odd_summary, samples, len(texts),
-                             PATHOLOGICAL_CHARS))
-    bad = int(table_load[["errors", "lost", "unsent", "differing"]].to_numpy().sum()) + odd_summary["differing"]
-    return 0 if bad == 0 else 1
+    STATE.write_text(json.dumps(state, indent=1))
+    pd.DataFrame(state["load"]).to_csv(RESULTS / "serve_load.csv", index=False)
+    pd.DataFrame(state.get("pathological", {}).get("rows", [])).to_csv(RESULTS / "serve_load_pathological.csv",
+                                                                       index=False)
+    pd.DataFrame(state["rss"]).to_csv(RESULTS / "serve_load_rss.csv", index=False)
+    REPORT.write_text(report(state, len(texts), PATHOLOGICAL_CHARS))
+    return 0 if failures(new) == 0 else 1
+
+
+def failures(results: dict) -> int:
+    """Errors, lost, unsent and differing answers over `results`' runs."""
+    bad = sum(row[key] for row in results["load"] for key in ("errors", "lost", "unsent", "differing"))
+    odd = results.get("pathological", {}).get("summary", {})
+    return int(bad + sum(odd.get(key, 0) for key in ("errors", "lost", "differing")))
+
+
+def soak_run(args: argparse.Namespace, server: client.Server, texts: list[str], odd: dict[str, str],
+             runs: list, have_reference: bool) -> tuple[tuple, dict]:
+    """The soak: a steady rate for --soak-seconds (shortened to end by --finish-by); its row and settings."""
+    served_rate = next((summary(r[3], {}, r[4])["requests_per_s"] for r in runs if r[0].isdigit()), None)
+    seconds = args.soak_seconds
+    if args.finish_by:  # what is left after the soak: the reference at the served pace, the unbounded timings
+        after = 60 + (0 if have_reference else 1.3 * (len(texts) + len(odd)) / (served_rate or 1))
+        after += 0 if args.no_unbounded or "pathological" not in args.runs else 120
+        seconds = min(seconds, max(args.finish_by - time.time() - after, 60))
+    rate = args.soak_rate or round(0.4 * served_rate, 2)
+    with OtherLoad((server.pid,)) as load:
+        answers = client.steady(server.url, texts, rate, seconds, args.timeout)
+    row = ("soak", f"soak, {seconds / 60:.1f} min", f"steady {rate:g}/s", answers, len(answers), load.share)
+    return row, {"asked_s": args.soak_seconds, "seconds": seconds, "rate": rate, "finish_by": args.finish_by}
 
 
 if __name__ == "__main__":

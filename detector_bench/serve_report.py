@@ -1,13 +1,9 @@
-"""detector_bench/SERVE_LOAD.md from the figures of `detector_bench.serve_load`: the load, pathological and soak tables
-and what they mean."""
+"""detector_bench/SERVE_LOAD.md from the figures of `detector_bench.serve_load` (its merged results, one or more
+invocations): the load, pathological and soak tables and what they mean."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
-import time
 
 import pandas as pd
 
@@ -18,81 +14,109 @@ from detector_bench.markdown import table
 
 def rss_flat(samples: pd.DataFrame) -> tuple[float, float, float, bool]:
     """The soak's RSS: its first sample, min and max (MiB), and whether every sample stays within 10% of the first."""
-    soak = samples[samples.phase == "soak"].rss_mib
+    soak = samples[samples.run == "soak"].rss_mib if len(samples) else pd.Series(dtype=float)
     first = float(soak.iloc[0]) if len(soak) else float("nan")
     low, high = float(soak.min()), float(soak.max())
     return first, low, high, bool(len(soak)) and 0.9 * first <= low and high <= 1.1 * first
 
 
-def report(args: argparse.Namespace, load: pd.DataFrame, odd: pd.DataFrame, odd_summary: dict,
-           samples: pd.DataFrame, n_texts: int, pathological_chars: int) -> str:
+def _load_section(state: dict) -> str:
+    shown = pd.DataFrame(state["load"]).drop(columns="id").rename(columns={
+        "p50_s": "p50 s", "p95_s": "p95 s", "p99_s": "p99 s", "max_s": "max s", "requests_per_s": "answers/s",
+        "others_cpu": "others' CPU"})
+    return table(shown, 2)
+
+
+def _pathological_section(state: dict, pathological_chars: int) -> str:
+    if "pathological" not in state:
+        return "Not run."
+    odd = state["pathological"]
+    done = odd["summary"]
+    p95_4 = next((row["p95_s"] for row in state["load"] if row["id"] == "4"), float("nan"))
+    rows = pd.DataFrame(odd["rows"]).rename(columns={
+        "served_s": "served s", "queued_behind": "requests queued behind it", "their_p95_s": "their p95 s",
+        "direct_s": "Detector.score s", "direct_unbounded_s": "Detector.score s, unbounded"})
+    return f"""Four clients send ordinary requests while each text below ({pathological_chars:,} characters, the
+server's default `--max-chars`) is sent once, 5 s apart. "Requests queued behind it": ordinary requests sent
+while it was in the server; "their p95": their latency (to compare with the 4-client run's p95 above:
+{p95_4:.2f} s). The detector reads the first 20,000 characters of a text (`detector/normalize.py`
+`MAX_READ_CHARS`) and splits sentences in pieces of at most 96 sentence ends (`detector/text.py`);
+"unbounded" is the same text's time in `Detector.score` with the read bound lifted (the sentence-piece
+bound stays). All {done['requests']} answers of this run: {done['errors']} errors, {done['lost']} lost,
+{done['differing']} differing from `Detector.score`; others' CPU {odd['others_cpu']:.2f}.
+
+{table(rows, 2)}"""
+
+
+def _soak_section(state: dict) -> str:
+    samples = pd.DataFrame(state["rss"])
+    if "soak" not in state:
+        return "Not run."
+    soak = state["soak"]
+    rss_every = next(inv["rss_every"] for inv in state["invocations"] if "soak" in inv["runs"])
+    first, low, high, flat = rss_flat(samples)
+    shortened = "" if soak["seconds"] >= soak["asked_s"] else (
+        f"**The soak was shortened** to {soak['seconds'] / 60:.1f} min of the {soak['asked_s'] / 60:g} asked "
+        "(`--finish-by`). ")
+    n_soak = int((samples.run == "soak").sum())
+    by_run = samples.groupby("run", sort=False).rss_mib.agg(["min", "max"])
+    ranges = "; ".join(f"{run} {lo:.0f}-{hi:.0f}" for run, (lo, hi) in by_run.iterrows())
+    return f"""{shortened}Resident memory of the server process, sampled every {rss_every:g} s during each run ({n_soak}
+samples in the soak; all in `detector_bench/results/serve_load_rss.csv`): at the soak's start {first:.0f} MiB, min
+{low:.0f}, max {high:.0f} MiB over the soak ({soak['rate']:g} requests/s for {soak['seconds'] / 60:.1f} min);
+within ±10% of its start: **{"yes" if flat else "no"}**. Each run's range, MiB: {ranges}."""
+
+
+def report(state: dict, n_texts: int, pathological_chars: int) -> str:
+    """SERVE_LOAD.md from `serve_load`'s merged results."""
     import torch
 
-    first, low, high, flat = rss_flat(samples)
-    where = "the benchmark's own process, after the served runs"
-    if args.reference is not None and args.reference.exists():
-        written = json.loads(args.reference.read_text())["written"]
-        where = f"another process of this benchmark (`--reference-only`, run at {written} with\nthe same code)"
-    shortened = "" if args.soak_seconds >= args.soak_asked else (
-        f"**The soak was shortened** to {args.soak_seconds / 60:.1f} min of the {args.soak_asked / 60:g} asked, so "
-        f"that the whole run ended by {time.strftime('%H:%M UTC', time.gmtime(args.finish_by))}.")
-    soak = samples[samples.phase == "soak"]
-    shown = load.rename(columns={"p50_s": "p50 s", "p95_s": "p95 s", "p99_s": "p99 s", "max_s": "max s",
-                                 "requests_per_s": "answers/s", "others_cpu": "others' CPU"})
-    odd = odd.rename(columns={"served_s": "served s", "queued_behind": "requests queued behind it",
-                              "their_p95_s": "their p95 s", "direct_s": "Detector.score s",
-                              "direct_unbounded_s": "Detector.score s, unbounded"})
-    command = "python -m detector_bench.serve_load" + "".join(
-        f" --{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in vars(args).items()
-        if v not in (None, False, "") and k in ("requests", "requests_few", "soak_rate", "server_args"))
-    command += f" --soak-seconds {args.soak_asked:g}" + (" --reference FILE" if args.reference else "")
-    command += f" --finish-by {args.finish_by:.0f}" if args.finish_by else ""
+    invocations = state["invocations"]
+    # An invocation's `runs` are those of its runs still reported (a later one may have run some again).
+    commands = "\n".join(f"{inv['command']}   # {inv['began']}; reported: {', '.join(inv['runs'])}"
+                         for inv in invocations)
+    notes = " ".join(inv["note"] for inv in invocations if inv["note"])
+    threads = ", ".join(sorted({inv["omp_threads"] for inv in invocations}))
+    server_args = sorted({inv["server_args"] for inv in invocations})
+    written = sorted({inv["reference_written"] for inv in invocations if inv["reference_written"]})
+    where = ("another process of this benchmark (`--reference-only`, run at " + ", ".join(written)
+             + " with the same code)" if written else "the benchmark's own process, after the served runs")
+    warm = sorted({inv["warm"] for inv in invocations})
     return f"""# Load and soak test of `detector serve`
 
-Generated by `detector_bench/serve_load.py` (do not edit by hand):
+Generated by `detector_bench/serve_load.py` (do not edit by hand), from these invocations, in this order (each
+runs its own server; `--merge` keeps the runs of the earlier ones; FILE holds the direct answers):
 
 ```bash
-{command}
+{commands}
 ```
 
 **Machine.** {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, OMP_NUM_THREADS
-{os.environ.get("OMP_NUM_THREADS", "unset")}. {args.note}
-"others' CPU" is the share of all cores other processes used during a run (the machine may be shared).
+{threads}. {notes}
+"others' CPU" is the share of all cores that processes other than the benchmark and its server used during
+a run (the machine may be shared).
 
-One `detector serve` process (`python -m detector_cli serve {args.server_args}`) serves every run below in
-turn; clients are threads of the benchmark on loopback. Each closed-loop client sends its next request when
-its previous one is answered; the soak sends requests at a steady rate whatever the answers' pace (by
-default 40% of the 16-client run's answers/s, so the queue need not grow). The
-{n_texts} texts are our own (the fixture set alone, in pairs or 8-12 joined, and the seed), each sent once
-per run (the soak cycles through them). Every answer is compared with `Detector.score` on the same text in
-{where}: verdict, reason and token count exactly, p(machine) within
-{client.P_TOLERANCE:g} (the classifier's float sums differ in the last bits with the number of rows it is
-given at once; 1e-16 seen) ("differing"). "lost":
-no HTTP answer at all; "unsent": not sent within the run's time bound (`--max-seconds`); "errors": any
-other status than 200. The runs are listed in the order they ran.
+One `detector serve` process (`python -m detector_cli serve {' / '.join(server_args) or ''}`) per invocation
+serves its runs in turn, after {'/'.join(map(str, warm))} warm-up requests that are not counted (its memory
+grows to its working size with its first long texts); clients are threads of the benchmark on loopback. Each
+closed-loop client sends its next request when its previous one is answered; the soak sends requests at a
+steady rate whatever the answers' pace (open loop). The {n_texts} texts are our own (the fixture set alone,
+in pairs or 8-12 joined, and the seed), each sent once per closed-loop run (the soak cycles through them).
+Every answer is compared with `Detector.score` on the same text in {where}: verdict, reason and token count
+exactly, p(machine) within {client.P_TOLERANCE:g} (the classifier's float sums differ in the last bits with
+the number of rows it is given at once; 1e-16 seen) ("differing"). "lost": no HTTP answer at all; "unsent":
+not sent within the run's time bound (`--max-seconds`); "errors": any other status than 200. The runs are
+listed in the order they ran.
 
 ## Load
 
-{table(shown, 2)}
+{_load_section(state)}
 
 ## Pathological texts among ordinary requests
 
-Four clients send ordinary requests while each text below ({pathological_chars:,} characters, the
-server's default `--max-chars`) is sent once. "Requests queued behind it": ordinary requests sent while it
-was in the server; "their p95": their latency (to compare with the 4-client run's p95 above:
-{load.set_index("clients").p95_s.get("4", float("nan")):.2f} s). The detector reads the first 20,000
-characters of a text (`detector/normalize.py` `MAX_READ_CHARS`) and splits sentences in pieces of at most
-96 sentence ends (`detector/text.py`); "unbounded" is the same text's time in `Detector.score` with the read
-bound lifted (the sentence-piece bound stays).
-All {odd_summary['requests']} answers of this run: {odd_summary['errors']} errors, {odd_summary['lost']} lost,
-{odd_summary['differing']} differing from `Detector.score`.
-
-{table(odd, 2)}
+{_pathological_section(state, pathological_chars)}
 
 ## Memory over the soak
 
-{shortened} Resident memory of the server process, sampled every {args.rss_every:g} s ({len(samples)} samples over the
-whole run, {len(soak)} in the soak; all in `detector_bench/results/serve_load_rss.csv`): at the soak's start
-{first:.0f} MiB, min {low:.0f}, max {high:.0f} MiB over the soak; within ±10% of its start:
-**{"yes" if flat else "no"}**. Over the whole run: {samples.rss_mib.min():.0f}-{samples.rss_mib.max():.0f} MiB.
+{_soak_section(state)}
 """

@@ -6,10 +6,14 @@ cache a temporary file, so nothing is written to the user's), the median of `run
 in an empty cache (a temporary DETECTOR_CACHE_DIR: dequantising, the graph, the runtime choice and
 compiling included); `detector --help`; and `python -c pass`, the floor any command pays on this machine
 as it is loaded (a busy machine slows all rows alike). Wall and CPU seconds (user + system) of each.
+
+`detector bench --speed` writes this table into SPEED.md and results/startup.csv; alone (the table only,
+e.g. to compare two commits on the same machine): `python -m detector_bench.startup [--runs 5] [--no-first-ever]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -25,6 +29,7 @@ import pandas as pd
 
 from detector.settings import CACHE_DIR_ENV, STATS_CACHE_ENV
 from detector_bench import ROOT
+from detector_bench.markdown import table as markdown_table
 
 FIXTURE = ROOT / "tests" / "fixtures" / "mini.jsonl"  # our own texts, pieced together into new ones
 TARGET_CHARS = 1250  # ~300 tokens of English prose for the default LM
@@ -86,3 +91,16 @@ def latency_table(runs: int = 5, first_ever: bool = True, seed: int = 0) -> pd.D
             rows.append({"case": "detector score FILE, first-ever run (empty cache)", "runs": 1, "wall_s": wall,
                          "cpu_s": cpu})
     return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per case (the median is shown)")
+    parser.add_argument("--no-first-ever", dest="first_ever", action="store_false",
+                        help="leave out the first-ever run in an empty cache (a minute)")
+    args = parser.parse_args(argv)
+    print(markdown_table(latency_table(args.runs, args.first_ever), digits=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -34,14 +34,21 @@ SHARED = "normalise + LM token statistics"
 
 class OtherLoad:
     """How much CPU other processes used while a block ran (the machine may be shared): from /proc/stat's
-    busy time minus this process's own CPU time."""
+    busy time minus this process's own CPU time and that of `pids` (children not yet waited for, such as a
+    server under test, whose CPU rusage does not count yet)."""
+
+    def __init__(self, pids: tuple[int, ...] = ()):
+        self.pids = pids
+
+    def _own(self) -> float:
+        return own_seconds() + sum(process_seconds(pid) for pid in self.pids)
 
     def __enter__(self) -> OtherLoad:
-        self.start = (time.perf_counter(), busy_seconds(), own_seconds())
+        self.start = (time.perf_counter(), busy_seconds(), self._own())
         return self
 
     def __exit__(self, *exc) -> None:
-        wall, busy, own = (now - then for now, then in zip((time.perf_counter(), busy_seconds(), own_seconds()),
+        wall, busy, own = (now - then for now, then in zip((time.perf_counter(), busy_seconds(), self._own()),
                                                            self.start, strict=True))
         self.share = max(busy - own, 0.0) / (wall * (os.cpu_count() or 1)) if busy == busy else float("nan")
 
@@ -65,6 +72,15 @@ def own_seconds() -> float:
     """CPU seconds of this process and of the child processes it has waited for (they are ours too)."""
     usages = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
     return sum(usage.ru_utime + usage.ru_stime for usage in usages)
+
+
+def process_seconds(pid: int) -> float:
+    """CPU seconds of a running process and of the children it has waited for (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:

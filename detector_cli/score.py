@@ -197,11 +197,31 @@ def _progress(items: list, quiet: bool):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    items, skipped = _score_inputs(args)
+    ahead = _start_ahead(args, items)
+    try:
+        return _score_loaded(args, items, skipped)
+    finally:
+        if ahead is not None:
+            ahead.stop()
+
+
+def _start_ahead(args: argparse.Namespace, items: list):
+    """The LM loaded and the first batch's texts scored on a second thread while the model loads
+    (detector.ahead); None where that cannot be known before the model is loaded (a --device, say)."""
+    if args.device:
+        return None
+    from detector import ahead
+
+    texts = [item.text for item in items if item.error is None][: args.batch_size]
+    return ahead.start(args.model, texts, engine=args.engine, dtype=args.dtype) if texts else None
+
+
+def _score_loaded(args: argparse.Namespace, items: list, skipped: int) -> int:
     from detector import report
     from detector.batch import score_items
     from detector.errors import printable
 
-    items, skipped = _score_inputs(args)
     detector = _load_detector(args)
     bar = _progress(items, args.quiet)
     failed, for_html = [], []

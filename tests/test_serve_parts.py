@@ -63,3 +63,57 @@ def test_ordinary_texts_are_read_whole():
     for text in texts:
         assert normalize(text).unread == 0
 
+
+
+class Timed:
+    """A detector without an LM on a fake clock: each text's LM pass takes `seconds[text]`; it records the
+    order of LM passes and classifier calls."""
+
+    def __init__(self, seconds: dict[str, float], clock: list[float]):
+        self.seconds, self.clock, self.events = seconds, clock, []
+
+    def analyse(self, texts):
+        self.events.append(("analyse", *texts))
+        self.clock[0] += sum(self.seconds[t] for t in texts)
+        return list(texts)
+
+    def results(self, analyses, explain=False):
+        self.events.append(("results", *analyses))
+        return list(analyses)
+
+
+def run_batch(monkeypatch, seconds: dict[str, float], texts: list[str], known_pace: bool) -> list[tuple]:
+    from detector.serve import answers
+    from detector.serve.answers import FLUSH_S
+    from detector.serve.config import ServeConfig
+
+    clock = [0.0]
+    monkeypatch.setattr(answers.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(answers, "answer", lambda detector, config, job, analyses, results: results)
+    detector, pace, loop = Timed(seconds, clock), Pace(), asyncio.new_event_loop()
+    if known_pace:
+        pace.seconds_per_unit = 1.5 * FLUSH_S / Pace.units(["x" * Pace.LM_CHARS])  # a text read whole: 3 s
+    jobs = [job([text], 1e9) for text in texts]
+    for one in jobs:
+        one.future = loop.create_future()
+    answers.score_batch((detector, ServeConfig(), pace, jobs, loop))
+    loop.run_until_complete(asyncio.sleep(0))  # the settled answers arrive
+    assert [one.future.result() for one in jobs] == [[text] for text in texts]  # each its own answer
+    loop.close()
+    return detector.events
+
+
+def test_a_long_text_does_not_hold_up_the_answers_of_its_batchmates(monkeypatch):
+    from detector.serve.answers import FLUSH_S
+
+    short, long = "s" * 100, "l" * Pace.LM_CHARS
+    seconds = {short: 0.1, long: 1.5 * FLUSH_S, "s2" * 50: 0.1}
+    # Before the long one, the short one analysed before it is answered: it does not wait for it.
+    assert run_batch(monkeypatch, seconds, [short, long], known_pace=True) == [
+        ("analyse", short), ("results", short), ("analyse", long), ("results", long)]
+    # Short ones together: one classifier call for the batch, as before.
+    assert run_batch(monkeypatch, seconds, [short, "s2" * 50], known_pace=True) == [
+        ("analyse", short), ("analyse", "s2" * 50), ("results", short, "s2" * 50)]
+    # Before any pace is known, the time spent so far decides: after the long pass, the next is answered apart.
+    assert run_batch(monkeypatch, seconds, [long, short, "s2" * 50], known_pace=False) == [
+        ("analyse", long), ("results", long), ("analyse", short), ("analyse", "s2" * 50), ("results", short, "s2" * 50)]

@@ -164,3 +164,87 @@ def test_the_speed_report_has_the_runtime_choice_and_start_up_tables(tmp_path):
     text = path.read_text()
     assert "## The runtime a first use chooses" in text and "## Start-up latency" in text
     assert "detector --help" in text and (tmp_path / "results" / "startup.csv").exists()
+
+
+def test_the_lm_settings_ahead_are_those_the_detector_will_use(monkeypatch, tmp_path):
+    from detector import ahead
+    from detector.settings import DEFAULT_MODEL_DIR
+
+    card = json.loads((DEFAULT_MODEL_DIR / settings.CARD_FILE).read_text())
+    chosen = runtime.Choice("torch", "openvino", {}, {}, False)
+    monkeypatch.setattr(runtime, "remembered_choice", lambda lm, dtype, reference: chosen)
+    assert ahead.lm_settings(None) == {**card["lm"], "engine": "torch"}  # the runtime this machine chose
+    assert ahead.lm_settings(str(DEFAULT_MODEL_DIR / "model.skops")) == ahead.lm_settings(None)  # a file: its folder
+    assert ahead.lm_settings(None, engine="openvino")["engine"] == "openvino"  # --engine: no choice asked
+    assert ahead.lm_settings(None, dtype="float32") == {**card["lm"], "dtype": "float32"}
+    monkeypatch.setattr(runtime, "remembered_choice", lambda lm, dtype, reference: None)
+    assert ahead.lm_settings(None) is None  # not chosen yet: the first use measures, in the main thread
+    for unknown in ("models:/tiny/1", str(tmp_path), str(tmp_path / "nothing")):
+        assert ahead.lm_settings(unknown, engine="openvino") is None
+
+
+def test_a_shared_lm_loading_in_another_thread_is_waited_for_and_a_failed_load_is_redone_here():
+    import threading
+
+    from detector import lm
+
+    loading, release, loads = threading.Event(), threading.Event(), []
+
+    def slow_load():
+        loads.append("ahead")
+        loading.set()
+        release.wait(10)
+        return "the LM"
+
+    other = threading.Thread(target=lm._shared_load, args=(("k", 1), slow_load))
+    other.start()
+    loading.wait(10)
+    threading.Timer(0.2, release.set).start()
+    assert lm._shared_load(("k", 1), lambda: loads.append("again")) == "the LM"  # waited, not loaded twice
+    other.join()
+    assert loads == ["ahead"]
+
+    def failing_load(where):
+        loads.append(where)
+        raise OSError(f"failed {where}")
+
+    def failing_slow_load():
+        loading.set()
+        release.wait(10)
+        failing_load("ahead")
+
+    loading.clear()
+    release.clear()
+    failed = threading.Thread(target=pytest.raises, args=(OSError, lm._shared_load, ("k", 2), failing_slow_load))
+    failed.start()
+    loading.wait(10)
+    threading.Timer(0.2, release.set).start()
+    with pytest.raises(OSError, match="failed here"):  # waited for the other thread, then its own try
+        lm._shared_load(("k", 2), lambda: failing_load("here"))
+    failed.join()
+    assert loads[1:] == ["ahead", "here"]
+
+
+def test_statistics_scored_ahead_are_handed_out_once_in_order():
+    import threading
+
+    from detector.lm import LanguageModel
+
+    lm = LanguageModel.__new__(LanguageModel)  # the bookkeeping only: a fake LM pass
+    lm._ahead, lm._ahead_lock, passes = {}, threading.Lock(), []
+
+    def fake_pass(texts, progress=False):
+        passes.append(list(texts))
+        return [stats([-float(len(t))]) for t in texts]
+
+    lm._token_stats = fake_pass
+    lm.score_ahead(["bb", "a", "bb"])
+    assert passes == [["bb"], ["a"]]  # one text per pass, each once
+    got = lm.token_stats(["a", "ccc", "a", "bb"])
+    assert passes[2:] == [["ccc"]] and [s.logp[0] for s in got] == [-1.0, -3.0, -1.0, -2.0]
+    lm.token_stats(["a"])
+    assert passes[3:] == [["a"]]  # handed out once: computed again when asked again
+    stop = threading.Event()
+    stop.set()
+    lm.score_ahead(["dddd"], stop)
+    assert passes[4:] == []

@@ -45,7 +45,7 @@ LAYERS = {
     "features": ("stylometry", "dynamics", "features"),
     "decision": ("lengths", "thresholds", "novelty", "verdict"),
     "model": ("model", "model_check", "model_uri"),
-    "detector": ("calibration", "detector", "explain", ""),  # "": the package itself (it re-exports Detector)
+    "detector": ("calibration", "detector", "explain", "ahead", ""),  # "": the package itself (it re-exports Detector)
     "io": ("decoding", "documents", "sources", "jsonl", "tables", "inputs", "record", "report", "outputs",
            "html_report", "batch"),
     "integrations": ("serve", "spark"),

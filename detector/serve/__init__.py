@@ -3,7 +3,8 @@
 One process, one ASGI app. The model and its LM are loaded once at start; a single worker thread owns
 them. Requests wait in a bounded queue, each with its deadline (`timeout_s` from its arrival); the worker
 takes whatever is waiting (up to `batch_texts` texts), skips what can no longer make its deadline, and runs
-the features and the classifier once per batch. Each request gets its own records back, the same as
+the features and the classifier once per batch (or per part of one, so that no request waits more than ~2 s
+for its batchmates' LM passes: `answers.FLUSH_S`). Each request gets its own records back, the same as
 `Detector.score` gives for its texts alone; no cache is kept between requests (the on-disk
 token-statistics cache is switched off), and no text is logged unless `log_texts` is set.
 

@@ -2,7 +2,8 @@
 
 Each job's texts go through the LM on their own (the LM scores one window per pass anyway), so a job that
 would miss its deadline is skipped without holding the others up; the features and the classifier then run
-once for the batch (once per `explain` setting)."""
+once for the jobs analysed so far (once per `explain` setting): at the batch's end, or earlier when the
+next job would keep those waiting longer than `FLUSH_S` (a long text does not hold up its batchmates)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from detector.serve.worker import settle_from_thread
 log = logging.getLogger("detector.serve")
 
 Batch = tuple[Detector, ServeConfig, Pace, list[Job], asyncio.AbstractEventLoop]
+# The longest from a job's LM pass starting to its answer (unless its own pass is longer): its batchmates'
+# passes after it delay it by no more. A classifier call costs 10-20 ms, so a split per 2 s costs ~1%.
+FLUSH_S = 2.0
 
 
 def finite(value: Any) -> Any:
@@ -46,24 +50,36 @@ def score_batch(batch: Batch) -> None:
     """Analyse each job that can still make its deadline, then answer them all (see the module's doc)."""
     detector, config, pace, jobs, loop = batch
     started = time.monotonic()
-    analysed: list[tuple[Job, list[Analysis]]] = []
+    analysed: list[tuple[Job, list[Analysis]]] = []  # not yet answered
+    waiting_since, texts = started, []
     for job in jobs:
         if pace.hopeless(job):  # its deadline has passed, or will before it could be scored
             settle_from_thread(loop, job.future, too_late(job, config.timeout_s))
             continue
+        if analysed and time.monotonic() - waiting_since + pace.seconds(job.parsed.texts) > FLUSH_S:
+            _answer(detector, config, analysed, loop)
+            analysed = []
+        if not analysed:
+            waiting_since = time.monotonic()
         try:
             analysed.append((job, detector.analyse(job.parsed.texts)))
+            texts += job.parsed.texts
         except Exception as err:  # this job alone: one bad request cannot sink the others
             log.exception("analysing a request failed")
             settle_from_thread(loop, job.future, failed(err))
+    _answer(detector, config, analysed, loop)
+    if texts:
+        pace.learn(texts, time.monotonic() - started)
+    log.info("scored %d texts from %d requests in %.2f s", len(texts), len(jobs), time.monotonic() - started)
+
+
+def _answer(detector: Detector, config: ServeConfig, analysed: list[tuple[Job, list[Analysis]]],
+            loop: asyncio.AbstractEventLoop) -> None:
+    """Answer the analysed jobs: one classifier call per `explain` setting."""
     for explain in (False, True):
         group = [(job, analyses) for job, analyses in analysed if job.parsed.explain == explain]
         if group:
             _answer_group(detector, config, group, explain, loop)
-    texts = [t for job, _ in analysed for t in job.parsed.texts]
-    if texts:
-        pace.learn(texts, time.monotonic() - started)
-    log.info("scored %d texts from %d requests in %.2f s", len(texts), len(jobs), time.monotonic() - started)
 
 
 def _answer_group(detector: Detector, config: ServeConfig, group: list[tuple[Job, list[Analysis]]], explain: bool,
