@@ -110,8 +110,9 @@ def test_the_shipped_card_reads_into_the_record_and_writes_back_unchanged(tmp_pa
     card = read_card(DEFAULT_MODEL_DIR / CARD_FILE)
     assert card.to_json() == raw and list(card.to_json()) == list(raw)
     assert card.thresholds.machine_fpr == 0.01 and card.feature_version == raw["feature_version"]
-    # the shipped card reports held-out sets through the protocol rows; balance is a key it keeps as is
-    assert card.held_out_protocol and set(card.extra) <= {"training_balance"}
+    # the shipped card reports held-out sets through the protocol rows; the balance and train.default's
+    # in-distribution rule table are keys it keeps as they are
+    assert card.held_out_protocol and set(card.extra) <= {"training_balance", "in_distribution_rule"}
     card.write(tmp_path / CARD_FILE)
     assert json.loads((tmp_path / CARD_FILE).read_text()) == raw
 
