@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
 # import; tests/test_generalise.py checks they match.
-RECIPE_CHOICES = ("hgb", "logreg", "rf", "hgb-all", "logreg-all", "rf-all", "hgb-lm-monotone", "logreg-lm",
-                  "logreg-core", "logreg-normalised")
+RECIPE_CHOICES = ("hgb", "logreg", "rf", "hgb-all", "logreg-all", "rf-all", "rf-all-but-dynamics",
+                  "hgb-lm-monotone", "logreg-lm", "logreg-core", "logreg-normalised")
 
 
 def _cv_folds(value: str) -> int:
