@@ -31,7 +31,8 @@ OURS = TRAINED_NAMES + ZERO_SHOT_NAMES  # every contender computed in this run, 
 GLTR_COLUMNS = [f"gltr_{i}" for i in range(len(GLTR_BUCKETS))]
 
 DESCRIPTIONS = {
-    DETECTOR: "this project's detector: LM + stylometric features, the shipped recipe (rf-all, calibrated forest)",
+    DETECTOR: "this project's detector: LM + stylometric features, the shipped recipe "
+              "(rf-all-but-dynamics, calibrated forest)",
     GLTR: "GLTR rank buckets (top-10/100/1000/rest) + logistic regression, fitted like the detector",
     "likelihood": "mean token log-probability",
     "log_rank": "minus mean log-rank",

@@ -171,7 +171,7 @@ def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
 
 
 def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
-    from detector_bench.protocol_report import BEFORE_LABEL, write_protocol
+    from detector_bench.protocol_report import BEFORE_LABEL, rival_settings, write_protocol
 
     data, before = synthetic_data(), synthetic_data(seed=1)
     data.save(tmp_path / "now.parquet", lm="x", engine="openvino", dtype="bfloat16", max_tokens="512")
@@ -184,6 +184,9 @@ def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
     frame = pd.read_csv(tmp_path / "results" / "protocol.csv")
     assert {chosen.name, BEFORE_LABEL} <= set(frame["setting"])
     assert any("minus-dynamics" in s for s in frame["setting"])  # a family ablation ran
+    for rival in rival_settings(chosen):  # the rival recipes run the whole protocol, as the chosen one does
+        assert set(frame.loc[frame["setting"] == rival.name, "held_out_by"]) == {"dataset", "domain"}
+    assert not frame.duplicated(["setting", "held_out_by", "held_out", "part"]).any()  # no setting runs twice
     assert "Chosen: **" in text and "## Gates: TPR at the rule per held-out set" in text
 
 
