@@ -45,7 +45,7 @@ def sample(data: Path, n: int, min_tokens: int, max_tokens: int, seed: int) -> p
     lm = shared_lm(DEFAULT_LM, "cpu", "float32", 1024)
     chosen = []
     for row in table.itertuples():
-        if min_tokens <= len(lm.tokenizer(row.text, add_special_tokens=False)["input_ids"]) <= max_tokens:
+        if min_tokens <= len(lm.tokenize(row.text)[0]) <= max_tokens:
             chosen.append(row.Index)
             if len(chosen) == n:
                 break

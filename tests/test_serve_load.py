@@ -138,3 +138,16 @@ def test_the_spark_report_gives_both_commands_tokens_per_core():
     # Each command: 50,000 tokens in 100 s after its start-up, on 2 cores; a worker: 25,000 in 100 s.
     assert "| 500 | 250 | 1% |" in text and "| 500 | 250 | 2% |" in text and "250 tokens/s** of scoring" in text
     assert "**250 tokens/s per core for `detector score`**" in text and "Output check: equal" in text
+
+
+@pytest.mark.slow
+def test_the_spark_bench_draws_texts_of_the_asked_token_counts():
+    # the real default LM's tokenizer counts the tokens (it once called a transformers-only interface)
+    from detector.features import shared_lm
+    from detector.lm import DEFAULT_LM
+    from detector_bench.spark_bench import sample
+
+    fixture = __import__("pathlib").Path(__file__).parent / "fixtures" / "mini.jsonl"
+    table = sample(fixture, 3, 20, 400, seed=0)
+    lm = shared_lm(DEFAULT_LM, "cpu", "float32", 1024)
+    assert len(table) == 3 and all(20 <= len(lm.tokenize(text)[0]) <= 400 for text in table["text"])
