@@ -176,7 +176,7 @@ def _load_torch(name: str, dtype: str):
 
 class FileTokenizer:
     """A Hugging Face tokenizer folder (tokenizer.json) read with the `tokenizers` library alone: the same
-    ids and character offsets as transformers' tokenizer of that folder (tests/test_tokenizer.py), without
+    ids and character offsets as transformers' tokenizer of that folder (tests/test_startup.py), without
     importing transformers (seconds at start-up)."""
 
     def __init__(self, folder: Path):
@@ -198,6 +198,11 @@ class FileTokenizer:
     def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         enc = self.backend.encode(text, add_special_tokens=False)
         return enc.ids, enc.offsets
+
+
+def packaged_tokenizer(name: str) -> FileTokenizer:
+    """The tokenizer of packaged LM `name` alone, without loading the LM (dequantised at first use)."""
+    return FileTokenizer(_packaged_folder(name))
 
 
 class LanguageModel:
@@ -275,7 +280,7 @@ class LanguageModel:
         packaged = self.name in PACKAGED
         if packaged and ir_of(_packaged_revision(self.name)).exists():
             revision = _packaged_revision(self.name)
-            tokenizer = FileTokenizer(_packaged_folder(self.name))
+            tokenizer = packaged_tokenizer(self.name)
         else:
             from detector import torch_engine
 

@@ -61,7 +61,8 @@ def ablation_settings(chosen: Setting) -> list[Setting]:
     out = [fast, *(replace(fast, recipe=f"hgb-all-minus-{family}") for family in FAMILIES),
            replace(fast, balance=None), replace(chosen, recipe=f"{chosen.recipe.split('-')[0]}-v2"),
            replace(chosen, recipe="logreg-all")]
-    return [s for s in dict.fromkeys(out) if s != chosen and s not in rival_settings(chosen)]
+    run_whole = {chosen, *rival_settings(chosen)}
+    return [s for s in dict.fromkeys(out) if s not in run_whole]
 
 
 def pivot(frame: pd.DataFrame, value: str, settings: list[str]) -> pd.DataFrame:

@@ -37,15 +37,14 @@ LOAD_LINE = re.compile(r"model loaded in ([\d.]+) s")
 
 def sample(data: Path, n: int, min_tokens: int, max_tokens: int, seed: int) -> pd.DataFrame:
     """n texts (id, text) of min..max LM tokens, drawn at random with a fixed seed."""
-    from detector.features import shared_lm
-    from detector.lm import DEFAULT_LM
+    from detector.lm import DEFAULT_LM, packaged_tokenizer
 
     table = pd.read_json(data, lines=True)[["id", "text"]].dropna()
     table = table.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    lm = shared_lm(DEFAULT_LM, "cpu", "float32", 1024)
+    tokenizer = packaged_tokenizer(DEFAULT_LM)  # counting needs no LM, and no cap at its window
     chosen = []
     for row in table.itertuples():
-        if min_tokens <= len(lm.tokenize(row.text)[0]) <= max_tokens:
+        if min_tokens <= len(tokenizer.encode(row.text)[0]) <= max_tokens:
             chosen.append(row.Index)
             if len(chosen) == n:
                 break
