@@ -124,6 +124,17 @@ def stats_from_logits(logits: torch.Tensor, targets: torch.Tensor,
     return {"logp": target_logp, "rank": rank, "entropy": -mean_logp, "var_logp": var_logp}
 
 
+def right_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists right-padded with `pad` into (input_ids, attention_mask)."""
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
+
+
 class TorchForward:
     """The transformers model's passes over padded batches of windows (see LanguageModel for windows)."""
 
@@ -133,14 +144,8 @@ class TorchForward:
         self.bos = bos
 
     def pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows right-padded into (input_ids, attention_mask)."""
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), self.bos, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        return input_ids, mask
+        """Windows right-padded with BOS into (input_ids, attention_mask)."""
+        return right_pad(seqs, self.bos)
 
     @torch.inference_mode()
     def bare_forward(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from detector.lm import DEFAULT_LM, _packaged_folder
 from detector.normalize import normalize
+from detector.torch_engine import right_pad
 from detector_bench import environment, markdown
 from train.eval_metrics import auroc, tpr_at_fpr
 
@@ -76,14 +77,7 @@ def discrepancy_from_logits(logits: torch.Tensor, input_ids: torch.Tensor, mask:
 def batches(ids: list[list[int]], size: int, pad: int):
     """Right-padded (input_ids, attention_mask) batches of `size` token lists, in order."""
     for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        width = max(len(c) for c in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        yield input_ids, mask
+        yield right_pad(ids[start : start + size], pad)
 
 
 def tokenize(tokenizer, texts: pd.Series, max_tokens: int) -> list[list[int]]:
@@ -101,7 +95,7 @@ def criterion(model, ids: list[list[int]], pad: int, batch_size: int = 8, desc: 
     return np.concatenate(out)
 
 
-def tune(model, ids: list[list[int]], labels: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+def tune(model, ids: list[list[int]], labels: np.ndarray, *, pad: int, epochs: int, batch_size: int, lr: float,
          machine_target: float, seed: int) -> dict:
     """DDL: minimise |criterion - 0| on human texts and |criterion - machine_target| on machine texts."""
     torch.manual_seed(seed)
@@ -109,7 +103,6 @@ def tune(model, ids: list[list[int]], labels: np.ndarray, *, epochs: int, batch_
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=lr)
     targets = torch.tensor(np.where(labels == 1, machine_target, 0.0), dtype=torch.float32)
-    pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     model.train()
     losses, started, tokens = [], time.perf_counter(), 0
     for epoch in range(epochs):
@@ -117,7 +110,7 @@ def tune(model, ids: list[list[int]], labels: np.ndarray, *, epochs: int, batch_
         steps = range(0, len(order), batch_size)
         for start in tqdm(steps, desc=f"tuning epoch {epoch + 1}/{epochs}"):
             rows = order[start : start + batch_size]
-            (input_ids, mask), = batches([ids[r] for r in rows], len(rows), pad)
+            input_ids, mask = right_pad([ids[r] for r in rows], pad)
             loss = (discrepancy(model, input_ids, mask) - targets[rows]).abs().mean()
             optimiser.zero_grad()
             loss.backward()
@@ -156,7 +149,7 @@ def run(args: argparse.Namespace) -> str:
 
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.05,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    cost = tune(model, tokenize(tokenizer, tuning["text"], args.tune_tokens), tuning["label"].to_numpy(),
+    cost = tune(model, tokenize(tokenizer, tuning["text"], args.tune_tokens), tuning["label"].to_numpy(), pad=pad,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, machine_target=args.machine_target,
                 seed=args.seed)
     evaluation["after"] = criterion(model, eval_ids, pad, desc="criterion after tuning")
