@@ -275,7 +275,7 @@ class CalibrationProfile:
         if self.engine and engine and engine != self.engine:
             warnings.warn(f"profile {self.name} was set on {self.engine} scores, scoring with {engine}: another "
                           "engine or precision shifts p(machine) and the rate the profile promises", stacklevel=2)
-        return replace(model, thresholds=replace(self.thresholds), novelty=self.extend_novelty(model.novelty))
+        return model.with_rule(replace(self.thresholds), self.extend_novelty(model.novelty))
 
     def extend_novelty(self, novelty: Novelty | None) -> Novelty | None:
         """The novelty check with this profile's human texts among its references: the user's own kind

@@ -1,8 +1,8 @@
-"""Texts -> feature table: the feature definitions, the scoring engine and a scikit-learn transformer.
+"""Texts -> feature table: the feature definitions and the scoring engine.
 
 `ScoringEngine` is plain Python: normalisation, the LM, the token-statistics cache and the features
-of each text. `FeatureExtractor` is a thin scikit-learn transformer over it (strings in,
-feature table out) that holds only the engine's settings, so a whole detector (text in, p(machine)
+of each text. `detector.extractor.FeatureExtractor` is a thin scikit-learn transformer over it (strings
+in, feature table out) that holds only the engine's settings, so a whole detector (text in, p(machine)
 out) is one `Pipeline`, fitted, saved and logged to mlflow whole. The LM is loaded on the first text
 that is not in the stats cache and is never saved with the pipeline, so a text is never passed
 through the LM twice.
@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import Tags
 from tqdm.auto import tqdm
 
 from detector import metrics
@@ -239,78 +237,3 @@ class ScoringEngine:
 
     def features(self, texts: Iterable[str]) -> pd.DataFrame:
         return features_table(self.analyse(texts))
-
-
-class FeatureExtractor(TransformerMixin, BaseEstimator):
-    """Texts -> DataFrame of `FEATURE_NAMES` (see `FEATURES` for what each one means).
-
-    A thin scikit-learn transformer over `ScoringEngine`: it takes a 1-D sequence of strings (its tags
-    say so), holds only the engine's settings, and learns nothing from the texts it is fitted on (`fit`
-    records the feature names and version it produces; `requires_fit` is False). The classifier
-    steps after it are what a training run fits.
-
-    Parameters
-    ----------
-    lm : LM name: the packaged default, another packaged name, or any transformers model id or path.
-    device, dtype : where and in what precision to run the LM.
-    max_tokens : only the first `max_tokens` tokens of a text are scored.
-    cache : "default" (the user cache directory), a path to a cache file, or None to keep nothing.
-    chunk_size : texts per LM call; the cache is written after each, so an interrupted run resumes.
-    progress : show a progress bar over texts.
-    engine : "torch" or "openvino" (see detector.lm.ENGINES); None: this install's default engine.
-    """
-
-    def __init__(
-        self,
-        lm: str = DEFAULT_LM,
-        device: str = "cpu",
-        dtype: str = DEFAULT_DTYPE,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        cache: str | None = "default",
-        chunk_size: int = 64,
-        progress: bool = False,
-        engine: str | None = None,
-    ):
-        self.lm = lm
-        self.device = device
-        self.dtype = dtype
-        self.max_tokens = max_tokens
-        self.cache = cache
-        self.chunk_size = chunk_size
-        self.progress = progress
-        self.engine = engine
-
-    def __setstate__(self, state: dict) -> None:
-        # Models saved before `engine` was a parameter have none: the default engine.
-        super().__setstate__({"engine": None, **state})
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.one_d_array = True  # a sequence of texts
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = False  # nothing is learned from texts
-        tags.target_tags.required = False
-        return tags
-
-    @property
-    def scoring_engine(self) -> ScoringEngine:
-        """The scoring engine with this transformer's current settings (cheap: the LM is loaded once
-        per configuration and process, on the first text not in the stats cache)."""
-        return ScoringEngine(**self.get_params())
-
-    @property
-    def engine_name(self) -> str:
-        return self.scoring_engine.engine_name
-
-    def fit(self, X, y=None) -> FeatureExtractor:
-        as_texts(X)  # refuse what is not texts, as transform would
-        self.feature_names_out_ = np.array(FEATURE_NAMES, dtype=object)
-        self.feature_version_ = FEATURE_VERSION
-        return self
-
-    def transform(self, X) -> pd.DataFrame:
-        return self.scoring_engine.features(as_texts(X))
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        return np.array(FEATURE_NAMES, dtype=object)

@@ -10,24 +10,29 @@ then it checks the fitted arrays those types hold (`model_check`), so a crafted 
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from detector.errors import UserError, first_line
-from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine
+from detector.features import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine
+from detector.forest_arrays import BadArrays, ForestArrays, export
 from detector.lm import check_engine
-from detector.model_check import UnsafeModel, check_pipeline, check_skops_file
 from detector.novelty import Novelty
-from detector.settings import CARD_FILE, DEFAULT_MODEL_DIR
+from detector.settings import CACHE_DIR, CARD_FILE, DEFAULT_MODEL_DIR
 from detector.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,8 @@ MODEL_FILE = "model.skops"
 # no prefixes: a prefix like "builtins." would let a file call builtins.exec while loading. Anything
 # else is refused before a single object is built.
 TRUSTED_TYPES = frozenset({
-    "detector.features.FeatureExtractor",
+    "detector.extractor.FeatureExtractor",
+    "detector.features.FeatureExtractor",  # its name in models saved before it moved to detector.extractor
     "numpy.dtype",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
@@ -100,15 +106,23 @@ def p_machine_of(classifier: Pipeline, table: pd.DataFrame) -> np.ndarray:
     missing features (a series too short for its ordinal patterns, say) are imputed by the steps."""
     from joblib import parallel_config
 
-    p = np.full(len(table), np.nan)
-    # logp_mean is missing exactly when a text has no scored token (detector.features.lm_features)
-    ok = (table["logp_mean"].notna() if "logp_mean" in table else table.notna().all(axis=1)).to_numpy()
-    if ok.any():
+    def predict(rows: pd.DataFrame) -> np.ndarray:
         # The forest's trees one after another: its thread pool cost more than it saved here (0.12 s
         # against 0.02 s for one text, 0.034 against 0.021 s for 2,000) and summed the trees in a varying
         # order (p(machine) differing by 4e-16 between runs); in sequence it is reproducible to the bit.
         with single_openmp_thread(), parallel_config(backend="sequential"):
-            p[ok] = classifier.predict_proba(table[ok])[:, 1]
+            return classifier.predict_proba(rows)[:, 1]
+
+    return _where_scored(table, predict)
+
+
+def _where_scored(table: pd.DataFrame, predict: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+    """`predict` of the rows with LM features; NaN for the others."""
+    p = np.full(len(table), np.nan)
+    # logp_mean is missing exactly when a text has no scored token (detector.features.lm_features)
+    ok = (table["logp_mean"].notna() if "logp_mean" in table else table.notna().all(axis=1)).to_numpy()
+    if ok.any():
+        p[ok] = predict(table[ok])
     return p
 
 
@@ -190,26 +204,71 @@ class ModelCard:
         Path(path).write_text(json.dumps(self.to_json(), indent=2, default=_json_default) + "\n")
 
 
-@dataclass
 class DetectorModel:
-    pipeline: Pipeline
-    thresholds: Thresholds
-    card: ModelCard = field(default_factory=ModelCard)
-    novelty: Novelty | None = None  # out-of-distribution check of `machine` verdicts
+    """A trained detector: the pipeline (feature extractor, then classifier steps), the verdict
+    thresholds, the model card and the novelty check.
+
+    The LM settings (`scoring_engine`) are the model's own, set with `set_lm`; the pipeline's feature
+    extractor follows them. A forest model loaded from disk predicts with its arrays
+    (`detector.forest_arrays`, kept in the user cache) and builds the skops pipeline only when something
+    asks for `pipeline` (saving, training code): scoring then imports no scikit-learn.
+    """
+
+    def __init__(self, pipeline: Pipeline | None, thresholds: Thresholds, card: ModelCard | None = None,
+                 novelty: Novelty | None = None, *, forest: ForestArrays | None = None,
+                 source: Path | None = None, lm: ScoringEngine | None = None):
+        """`pipeline` may be None only with the `source` file it is loaded from when asked for and the
+        `lm` settings its feature extractor holds."""
+        if pipeline is None and (source is None or lm is None):
+            raise ValueError("a model without its pipeline needs the file to load it from and its LM settings")
+        self._pipeline = pipeline
+        self.thresholds = thresholds
+        self.card = card if card is not None else ModelCard()
+        self.novelty = novelty  # out-of-distribution check of `machine` verdicts
+        self.forest = forest  # the classifier steps as arrays, where the recipe allows
+        self._source = source
+        self._lm = lm if lm is not None else pipeline.named_steps["features"].scoring_engine
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The scikit-learn pipeline, loaded (and checked) from the model file on first use."""
+        if self._pipeline is None:
+            self._pipeline = _load_pipeline(self._source)
+            self._pipeline.named_steps["features"].set_params(**self.lm_params())
+        return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Pipeline) -> None:
+        """Replace the pipeline: its extractor's settings become the model's, and arrays exported from
+        the one it replaces no longer describe it."""
+        self._pipeline, self.forest = pipeline, None
+        self._lm = pipeline.named_steps["features"].scoring_engine
+
+    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None) -> DetectorModel:
+        """A copy with other verdict thresholds and novelty check (a calibration profile's); the
+        classifier and LM settings are shared, and this model is left as it was."""
+        model = copy.copy(self)
+        model.thresholds, model.novelty = thresholds, novelty
+        return model
 
     def novelty_reasons(self, table: pd.DataFrame) -> list[str | None]:
         """Per row, why it lies outside the human reference texts (None if it does not, or no check)."""
         return self.novelty.reasons(table) if self.novelty is not None else [None] * len(table)
 
     @property
-    def extractor(self) -> FeatureExtractor:
-        """The pipeline's first step: its settings (LM, precision, cache) are the model's."""
-        return self.pipeline.named_steps["features"]
-
-    @property
     def scoring_engine(self) -> ScoringEngine:
-        """The scoring engine with the extractor's current settings."""
-        return self.extractor.scoring_engine
+        """The scoring engine with the model's current LM settings."""
+        return self._lm
+
+    def lm_params(self) -> dict[str, Any]:
+        """The LM settings as the feature extractor's parameters (what a model card records)."""
+        return asdict(self._lm)
+
+    def set_lm(self, **params: Any) -> None:
+        """Change LM settings (device, cache, progress, engine, dtype, ...), in the pipeline's extractor too."""
+        self._lm = replace(self._lm, **params)
+        if self._pipeline is not None:
+            self._pipeline.named_steps["features"].set_params(**params)
 
     @property
     def classifier(self) -> Pipeline:
@@ -219,7 +278,7 @@ class DetectorModel:
     @property
     def engine(self) -> str:
         """The LM engine and precision the statistics come from, e.g. "openvino-bfloat16"."""
-        return f"{self.extractor.engine_name}-{self.extractor.dtype}"
+        return f"{self._lm.engine_name}-{self._lm.dtype}"
 
     def use_engine(self, engine: str | None = None, dtype: str | None = None) -> None:
         """Run the LM with `engine` and/or in `dtype` (None keeps each), warning if the model was trained
@@ -231,7 +290,7 @@ class DetectorModel:
             params["engine"] = check_engine(engine)
         if dtype is not None:
             params["dtype"] = dtype
-        self.extractor.set_params(**params)
+        self.set_lm(**params)
         self.check_engine()
 
     def use_fastest_runtime(self) -> str | None:
@@ -242,12 +301,12 @@ class DetectorModel:
         from detector import runtime
         from detector.lm import default_engine
 
-        extractor = self.extractor
-        if not runtime.decides_engine(extractor.get_params(), self.card.engine):
+        lm = self._lm
+        if not runtime.decides_engine(self.lm_params(), self.card.engine):
             return None
-        chosen = runtime.choose(extractor.lm, extractor.dtype, self.card.engine.rpartition("-")[0]).engine
-        if chosen != default_engine(extractor.device, extractor.dtype):
-            extractor.set_params(engine=chosen)
+        chosen = runtime.choose(lm.lm, lm.dtype, self.card.engine.rpartition("-")[0]).engine
+        if chosen != default_engine(lm.device, lm.dtype):
+            self.set_lm(engine=chosen)
         return chosen
 
     def check_engine(self) -> str | None:
@@ -256,7 +315,7 @@ class DetectorModel:
         if not trained or trained == self.engine:
             return None
         note = f"model trained on {trained} statistics, scoring with {self.engine}"
-        if trained.rsplit("-", 1)[-1] != self.extractor.dtype:
+        if trained.rsplit("-", 1)[-1] != self._lm.dtype:
             warnings.warn(f"{note}: another precision shifts p(machine)", stacklevel=3)
         else:
             log.info("%s (same precision; engine parity in detector_bench/SPEED.md)", note)
@@ -264,7 +323,10 @@ class DetectorModel:
 
     def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:
         """p(machine) from a feature table; rows with missing features get NaN."""
-        return p_machine_of(self.classifier, table)
+        forest = self.forest
+        if forest is None:
+            return p_machine_of(self.classifier, table)
+        return _where_scored(table, lambda rows: forest.p_machine(rows[list(forest.columns)].to_numpy(dtype=float)))
 
     def predict_proba(self, texts) -> np.ndarray:
         return self.pipeline.predict_proba(texts)
@@ -272,21 +334,24 @@ class DetectorModel:
     # ----- disk -----
 
     def save(self, folder: str | Path) -> Path:
-        import skops.io as sio
+        sio = _skops_io()
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         sio.dump(self.pipeline, folder / MODEL_FILE)
         self.card = replace(self.card, thresholds=self.thresholds, feature_names=list(FEATURE_NAMES),
-                            feature_version=FEATURE_VERSION, lm=self.extractor.get_params(), engine=self.engine)
+                            feature_version=FEATURE_VERSION, lm=self.lm_params(), engine=self.engine)
         self.card.write(folder / CARD_FILE)
         if self.novelty is not None:
             self.novelty.save(folder)
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path = DEFAULT_MODEL_DIR) -> DetectorModel:
-        """Load a model folder; any problem (missing file, broken card, foreign types) is a ModelError."""
+    def load(cls, folder: str | Path = DEFAULT_MODEL_DIR, cache_dir: Path | None = CACHE_DIR) -> DetectorModel:
+        """Load a model folder; any problem (missing file, broken card, foreign types) is a ModelError.
+
+        A forest model's arrays are kept in `cache_dir` (None: not kept) under its file's SHA-256: the
+        next load reads them and leaves the skops pipeline unbuilt until asked for."""
         folder = Path(folder)
         if folder.is_file():
             folder = folder.parent
@@ -299,10 +364,48 @@ class DetectorModel:
                              f"this detector computes version {FEATURE_VERSION}: retrain it")
         if card.thresholds is None:
             raise ModelError(f"{card_file}: broken model card (thresholds: missing)")
-        pipeline = _load_pipeline(model_file)
-        model = cls(pipeline, card.thresholds, card, Novelty.load(folder))
+        kept = _forest_file(model_file, cache_dir) if cache_dir is not None else None
+        forest, lm = _kept_forest(kept, card)
+        if forest is not None:
+            model = cls(None, card.thresholds, card, Novelty.load(folder), forest=forest, source=model_file, lm=lm)
+        else:
+            pipeline = _load_pipeline(model_file)
+            forest = export(pipeline[1:], list(FEATURE_NAMES))
+            if forest is not None and kept is not None:
+                _keep_forest(forest, kept)
+            model = cls(pipeline, card.thresholds, card, Novelty.load(folder), forest=forest, source=model_file)
         model.check_engine()
         return model
+
+
+FOREST_CACHE = "forests"  # under the user cache directory: <model file's SHA-256>.npz
+
+
+def _forest_file(model_file: Path, cache_dir: Path) -> Path:
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    return cache_dir / FOREST_CACHE / f"{digest}.npz"
+
+
+def _kept_forest(path: Path | None, card: ModelCard) -> tuple[ForestArrays | None, ScoringEngine | None]:
+    """The kept arrays and the LM settings from the card, or (None, None) where either cannot be used:
+    the model is then loaded from its skops file (which also writes the arrays again)."""
+    if path is None or not path.is_file():
+        return None, None
+    try:
+        forest, lm = ForestArrays.load(path), ScoringEngine(**card.lm)
+    except (BadArrays, OSError, TypeError) as err:  # TypeError: a card's LM settings of another version
+        log.info("not using kept forest arrays %s: %s", path, first_line(err, 200))
+        return None, None
+    if not set(forest.columns) <= set(FEATURE_NAMES):
+        return None, None
+    return forest, lm
+
+
+def _keep_forest(forest: ForestArrays, path: Path) -> None:
+    try:
+        forest.save(path)
+    except OSError as err:  # a read-only cache costs speed only
+        log.info("cannot keep forest arrays in %s: %s", path, first_line(err, 200))
 
 
 def read_card(card_file: str | Path) -> ModelCard:
@@ -323,6 +426,11 @@ def read_card(card_file: str | Path) -> ModelCard:
 def _load_pipeline(model_file: Path) -> Pipeline:
     """skops load that builds only allow-listed types (checked before anything is constructed), then
     the fitted arrays a prediction reads (`detector.model_check`), before anything is predicted."""
+    from sklearn.pipeline import Pipeline
+
+    import detector.extractor  # noqa: F401  (the file's feature extractor type, under its old name too)
+    from detector.model_check import UnsafeModel, check_pipeline, check_skops_file
+
     sio = _skops_io()
 
     try:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import pairwise_distances
 
 from detector.stylometry import STYLOMETRIC_FEATURES
 
@@ -26,6 +25,15 @@ from detector.stylometry import STYLOMETRIC_FEATURES
 # is to the LM (low for encyclopedic and how-to prose, where a small LM over-accuses).
 NOVELTY_FEATURES = (*STYLOMETRIC_FEATURES, "entropy_mean")
 FILE = "novelty.npz"
+CHUNK = 1024  # rows per distance matrix: 1,024 x the references stays tens of MB
+
+
+def distances(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row to each reference row, in float64 (|x|^2 - 2 x.y + |y|^2, as
+    scikit-learn's `pairwise_distances` computes it; numpy alone, so scoring needs no scikit-learn)."""
+    x, y = rows.astype(float), reference.astype(float)
+    squared = (x * x).sum(axis=1)[:, None] - 2 * (x @ y.T) + (y * y).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(squared, 0))
 
 
 @dataclass
@@ -56,9 +64,10 @@ class Novelty:
         out = np.full(len(rows), np.nan)
         ok = np.isfinite(rows).all(axis=1)
         if ok.any() and len(self.reference):
-            d = pairwise_distances(((rows[ok] - self.center) / self.scale).astype(np.float32), self.reference)
-            k = min(self.k, d.shape[1]) - 1
-            out[ok] = np.partition(d, k, axis=1)[:, k]
+            scaled = ((rows[ok] - self.center) / self.scale).astype(np.float32)
+            k = min(self.k, len(self.reference)) - 1
+            out[ok] = np.concatenate([np.partition(distances(scaled[at : at + CHUNK], self.reference), k, axis=1)[:, k]
+                                      for at in range(0, len(scaled), CHUNK)])
         return out
 
     def reasons(self, table: pd.DataFrame) -> list[str | None]:

@@ -58,7 +58,7 @@ def worker_detector(location: str | None, stats_cache: str | None, threads: int,
         from detector.detector import Detector
 
         detector = Detector.load(location, profile=profile, fastest_runtime=False)  # workers would time each other
-        detector.model.extractor.set_params(cache=stats_cache)
+        detector.model.set_lm(cache=stats_cache)
         # The LM loads on the first text not in the cache; load it here, so it counts as loading.
         detector.model.scoring_engine.language_model()
         _DETECTORS[key] = detector
@@ -203,7 +203,7 @@ def worker_modules(model: Detector) -> dict[str, str]:
         "pyarrow": spark, "pandas": spark,
         "torch": 'pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu',
     }
-    extractor = model.model.extractor
+    extractor = model.model.scoring_engine
     if extractor.engine_name == "openvino":
         needed["openvino"] = 'pip install "openvino==2026.4.1"'
     packaged = PACKAGED.get(extractor.lm)

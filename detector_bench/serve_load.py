@@ -124,7 +124,7 @@ def direct_scores(texts: list[str], timed: list[str]) -> tuple[dict[str, dict], 
     from detector.detector import Detector
 
     detector = Detector()
-    detector.model.extractor.set_params(cache=None)
+    detector.model.set_lm(cache=None)
     detector.score(["Warm-up: load the language model before timing."])
     unique = list(dict.fromkeys(texts))
     records = {}
@@ -164,7 +164,7 @@ def unbounded_seconds(texts: list[str]) -> list[float]:
     from detector.detector import Detector
 
     detector = Detector()
-    detector.model.extractor.set_params(cache=None)
+    detector.model.set_lm(cache=None)
     bound, normalize.MAX_READ_CHARS = normalize.MAX_READ_CHARS, 10**9
     try:
         out = []

@@ -46,7 +46,7 @@ def label(config: tuple[str, str]) -> str:
 def with_engine(detector: Detector, engine: str, dtype: str, **params) -> Detector:
     """A copy of `detector` whose LM runs on `engine` in `dtype` (the shared model is left as it is)."""
     model = copy.deepcopy(detector.model)
-    model.extractor.set_params(engine=engine, dtype=dtype, **params)
+    model.set_lm(engine=engine, dtype=dtype, **params)
     return Detector(model)
 
 

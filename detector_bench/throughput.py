@@ -100,7 +100,7 @@ def throughput_table(model: DetectorModel, gltr: Pipeline, texts: list[str], rep
     normalised = [normalize(t).text for t in texts]
     batches = lm.input_batches(normalised)
     uncached = copy.deepcopy(model)
-    uncached.extractor.set_params(cache=None, progress=False)
+    uncached.set_lm(cache=None, progress=False)
     detector = Detector(uncached)
 
     def gltr_p(stats: list) -> np.ndarray:

@@ -59,7 +59,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     machines = read_texts(args.machines, args.text_column, "--machines") if args.machines else None
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
     if args.device:
-        detector.model.extractor.set_params(device=args.device)
+        detector.model.set_lm(device=args.device)
     total = len(humans) + len(machines or [])
     with tqdm(total=total, unit="text", desc="scoring", disable=total < 2 or args.quiet) as bar:
         profile = calibrate(detector, humans, Path(args.output).name, args.fpr, machines, source=args.humans,
@@ -69,7 +69,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"detector: {printable(line)}", file=sys.stderr)
     print(f"detector: wrote {printable(args.output)}", file=sys.stderr)
     if tracking is not None:
-        run_id = tracking.log_calibration(profile, args.output, given, detector.model.extractor.get_params(),
+        run_id = tracking.log_calibration(profile, args.output, given, detector.model.lm_params(),
                                           args.run_name)
         print(f"detector: mlflow run {run_id}", file=sys.stderr)
     return EXIT_OK

@@ -134,7 +134,7 @@ def _load_detector(args: argparse.Namespace):
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile,
                              tracking_uri=args.tracking_uri)
     if args.device:
-        detector.model.extractor.set_params(device=args.device)
+        detector.model.set_lm(device=args.device)
     note = detector.model.check_engine()
     if note:  # the thresholds were set on the statistics the card names
         print(f"detector: note: {note}", file=sys.stderr)

@@ -128,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from train import tracking
 
         tracking.connect(args.tracking_uri, args.experiment)  # before the LM pass
-    detector.model.extractor.set_params(progress=True)
+    detector.model.set_lm(progress=True)
     data = FeatureData.compute(table, detector.model.scoring_engine)
     metric_table, p = evaluate_model(detector.model, data)
     _print_table(f"metrics at the model's threshold ({detector.model.thresholds.machine:.3f}):", metric_table)

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -45,6 +45,9 @@ class FakeModel:
     thresholds: Thresholds = field(default_factory=lambda: SHIPPED)
     novelty: Novelty | None = None
     engine: str = "openvino-bfloat16"
+
+    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None) -> FakeModel:  # as DetectorModel's
+        return replace(self, thresholds=thresholds, novelty=novelty)
 
 
 def fake_model(name: str = "m", novelty: Novelty | None = None) -> FakeModel:

@@ -12,7 +12,7 @@ import torch
 from conftest import HUMAN_TEXT, SEED
 
 from detector import ov_engine
-from detector.features import FeatureExtractor
+from detector.extractor import FeatureExtractor
 from detector.lm import (
     DEFAULT_ENGINE,
     DEFAULT_LM,

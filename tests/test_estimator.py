@@ -13,7 +13,8 @@ from sklearn.base import clone
 from sklearn.utils import estimator_checks as checks
 
 from detector.cache import StatsCache
-from detector.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor, ScoringEngine, as_texts
+from detector.extractor import FeatureExtractor
+from detector.features import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine, as_texts
 from detector.lm import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS, known_stats_key
 from detector.normalize import normalize
 from detector.token_stats import TokenStats

@@ -7,7 +7,8 @@ import pytest
 from conftest import SEED
 
 from detector.cache import StatsCache
-from detector.features import FEATURE_NAMES, FeatureExtractor
+from detector.extractor import FeatureExtractor
+from detector.features import FEATURE_NAMES
 from detector.lm import LanguageModel, LMUnavailable, stats_key
 
 

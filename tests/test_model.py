@@ -12,7 +12,8 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from detector.features import FEATURE_VERSION, FeatureExtractor
+from detector.extractor import FeatureExtractor
+from detector.features import FEATURE_VERSION
 from detector.model import (
     CARD_FILE,
     DEFAULT_MODEL_DIR,
@@ -178,7 +179,8 @@ def test_types_outside_the_allow_list_are_refused_before_loading(model_copy):
 
 def test_the_shipped_model_loads_whole(model_copy):
     model = DetectorModel.load(model_copy)
-    assert isinstance(model.extractor, FeatureExtractor)
-    assert model.extractor.engine is None  # saved before `engine` was a parameter: the default engine
+    assert isinstance(model.pipeline.named_steps["features"], FeatureExtractor)
+    assert model.pipeline.named_steps["features"].engine is None  # saved before `engine` was a parameter
+    assert model.scoring_engine.engine is None  # the default engine
     assert [name for name, _ in model.pipeline.steps] == ["features", "select", "impute", "scale", "classify"]
     assert model.thresholds == model.card.thresholds

@@ -31,7 +31,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detector.features import FEATURE_NAMES, FeatureExtractor
+from detector.extractor import FeatureExtractor
+from detector.features import FEATURE_NAMES
 from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel, ModelError
 
 N_FEATURES = len(FEATURE_NAMES)

@@ -201,7 +201,7 @@ def test_health_describes_model_lm_engine_thresholds(api, detector):
     assert code == 200 and health["status"] == "ok"
     assert health["lm"]["name"] == "smollm2-135m-instruct" and health["lm"]["revision"]
     assert health["engine"]["device"] == "cpu"
-    assert health["engine"]["dtype"] == detector.model.extractor.dtype == "bfloat16"
+    assert health["engine"]["dtype"] == detector.model.scoring_engine.dtype == "bfloat16"
     assert health["thresholds"]["machine"] == detector.model.thresholds.machine
     assert health["limits"]["max_texts"] == LIMITS["max_texts"] and health["token_required"] is False
 

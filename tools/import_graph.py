@@ -44,7 +44,7 @@ LAYERS = {
     "text": ("normalize", "text"),
     "features": ("stylometry", "dynamics", "features"),
     "decision": ("lengths", "thresholds", "novelty", "verdict"),
-    "model": ("model", "model_check", "model_uri"),
+    "model": ("extractor", "forest_arrays", "model", "model_check", "model_uri"),
     "detector": ("calibration", "detector", "explain", "ahead", ""),  # "": the package itself (it re-exports Detector)
     "io": ("decoding", "documents", "sources", "jsonl", "tables", "inputs", "record", "report", "outputs",
            "html_report", "batch"),

@@ -105,7 +105,7 @@ def log_evaluation(model: DetectorModel, data: FeatureData, metric_table: pd.Dat
 
     from train import tracking
 
-    lm_params = {k: v for k, v in model.extractor.get_params().items() if k != "progress"}
+    lm_params = {k: v for k, v in model.lm_params().items() if k != "progress"}
     shown = model_location or "shipped-model"
     name = run_name or tracking.run_name("evaluate", Path(shown.rstrip("/")).name or shown, data_specs)
     tags = {**tracking.run_tags(data_specs, lm_params, command="evaluate"), "model": shown}

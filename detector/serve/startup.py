@@ -44,7 +44,7 @@ def serve(location: str | None, config: ServeConfig, device: str | None = None, 
     host, port = sock.getsockname()[:2]
     detector = Detector.load(location, engine=engine, dtype=dtype, profile=profile, tracking_uri=tracking_uri)
     if device:
-        detector.model.extractor.set_params(device=device)
+        detector.model.set_lm(device=device)
     app = create_app(detector, config, location)  # switches the stats cache off and loads the LM
     detector.score(["Loading the language model before the first request."])  # warm: no slow first answer
     logging.getLogger("detector.serve").setLevel(logging.INFO)
