@@ -119,7 +119,7 @@ def test_model_card_records_engine_and_warns_on_another_precision(default_detect
     # the shipped model predates the engine parameter: it leaves the engine open (Detector runs it on the
     # runtime measured fastest here) and was trained on the default engine
     shipped = DetectorModel.load()
-    assert shipped.extractor.engine is None and shipped.extractor.engine_name == DEFAULT_ENGINE
+    assert shipped.scoring_engine.engine is None and shipped.scoring_engine.engine_name == DEFAULT_ENGINE
     assert shipped.card.engine == f"{DEFAULT_ENGINE}-bfloat16"
     model = copy.deepcopy(default_detector.model)
     model.use_engine("torch", "bfloat16")
