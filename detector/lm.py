@@ -347,9 +347,8 @@ class LanguageModel:
         """The LM alone, full logits at every position: the ceiling any scoring path is measured against.
         (The openvino engine's graph always ends in the token statistics: its bare forward is that graph.)"""
         if self._stats_graph is not None:
-            for seqs in batches:
-                for seq in seqs:
-                    self._stats_graph(seq)
+            for _ in self._stats_graph.many([seq for seqs in batches for seq in seqs]):
+                pass
             return
         self._torch.bare_forward(batches)
 
@@ -385,10 +384,9 @@ class LanguageModel:
         parts: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = {i: [] for i in range(len(unique))}
         bar = tqdm(total=sum(len(ids) for ids, _ in encoded), unit="tok", disable=not progress,
                    desc="LM pass")
-        for batch in self._batches(self._jobs(encoded)):
-            for (i, start, _, first), stats in zip(batch, self._forward(batch, encoded), strict=True):
-                parts[i].append((start, stats))
-                bar.update(len(stats["logp"]) - first)
+        for (i, start, _, first), stats in self._computed(self._jobs(encoded), encoded):
+            parts[i].append((start, stats))
+            bar.update(len(stats["logp"]) - first)
         bar.close()
         by_text = {}
         for i, (ids, spans) in enumerate(encoded):
@@ -414,13 +412,15 @@ class LanguageModel:
         if batch:
             yield batch
 
-    def _forward(self, batch: list, encoded: list) -> list[dict[str, np.ndarray]]:
-        seqs = self._sequences(batch, encoded)
-        firsts = [first for *_, first in batch]
-        if self._stats_graph is not None:  # one window per pass, no padding
-            return [{k: v[first:] for k, v in self._stats_graph(seq).items()}
-                    for seq, first in zip(seqs, firsts, strict=True)]
-        return self._torch.stats(seqs, firsts)
+    def _computed(self, jobs: list, encoded: list) -> Iterator[tuple[tuple, dict[str, np.ndarray]]]:
+        """(job, statistics of its scored positions) for every job, in order."""
+        if self._stats_graph is not None:  # one window per pass, no padding, several passes at once
+            for job, stats in zip(jobs, self._stats_graph.many(self._sequences(jobs, encoded)), strict=True):
+                yield job, {k: v[job[3]:] for k, v in stats.items()}
+            return
+        for batch in self._batches(jobs):
+            yield from zip(batch, self._torch.stats(self._sequences(batch, encoded),
+                                                    [first for *_, first in batch]), strict=True)
 
 
 # The LMs loaded in this process, one per configuration (the last SHARED_LMS used), each behind a Future:

@@ -54,7 +54,9 @@ SLOW_TESTS = {"test_scoring_with_a_locked_cache_still_scores_everything",
               "test_ansi_file_names_are_printed_escaped", "test_cli_scores_arbitrary_unicode",
               "test_the_computed_side_by_side_of_notebook_04", "test_notebook_runs_as_is",
               # test_engines.py: the LM on both engines
-              "test_openvino_statistics_match_torch_float32", "test_the_graph_is_cached_and_reused_without_torch",
+              "test_openvino_statistics_match_torch_float32",
+              "test_the_real_lm_scores_many_windows_side_by_side_to_the_same_bit",
+              "test_the_graph_is_cached_and_reused_without_torch",
               "test_unknown_engine_is_refused_and_the_default_falls_back_where_it_cannot_run",
               # test_everyday.py: tables scored with the default model
               "test_score_a_csv_table_to_csv", "test_a_table_given_as_a_path_is_warned_about_and_jsonl_alias_reads_csv",

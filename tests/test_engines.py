@@ -94,6 +94,43 @@ def test_the_graph_is_cached_and_reused_without_torch(openvino_lm, monkeypatch):
     assert np.array_equal(again.token_stats([HUMAN_TEXT])[0].logp, openvino_lm.token_stats([HUMAN_TEXT])[0].logp)
 
 
+def test_the_real_lm_scores_many_windows_side_by_side_to_the_same_bit():
+    """A batch large enough for the parallel graph (streams of one thread) gives each text the statistics
+    it gets scored alone on the latency graph (all threads on one window)."""
+    import json
+
+    from conftest import MINI
+
+    paragraphs = [json.loads(line)["text"] for line in MINI.read_text(encoding="utf-8").splitlines() if line]
+    texts = [" ".join(paragraphs[i:] + paragraphs[:i]) for i in range(len(paragraphs))]
+    lm = LanguageModel(engine="openvino", threads=2)
+    together = lm.token_stats(texts)
+    assert lm._stats_graph._parallel is not None  # the batch did run side by side
+    assert sum(len(s) for s in together) >= ov_engine.PARALLEL_MIN_TOKENS
+    for text, stats in zip(texts, together, strict=True):
+        alone = lm.token_stats([text])[0]
+        for key in ("logp", "rank", "entropy", "var_logp"):
+            assert np.array_equal(getattr(stats, key), getattr(alone, key)), key
+
+
+def test_windows_side_by_side_give_the_statistics_of_one_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(ov_engine, "PARALLEL_MIN_TOKENS", 0)
+    ir = ov_engine.build_ir(tiny_llama(), tmp_path / "ir")
+    seqs = [list(range(3, n)) for n in (9, 40, 17, 64, 33, 5)]
+    for dtype in ("float32", "bfloat16"):
+        graph = ov_engine.OpenVINOStats(ir, dtype, threads=2, compiled_cache=ov_engine.compiled_cache_folder(ir))
+        one_at_a_time = [graph(seq) for seq in seqs]
+        assert graph._parallel is None and graph.streams == 2
+        side_by_side = list(graph.many(seqs))
+        assert graph._parallel is not None
+        for alone, together in zip(one_at_a_time, side_by_side, strict=True):
+            for key in alone:
+                assert np.array_equal(alone[key], together[key]), (dtype, key)
+    # a single thread, or too few tokens: one window at a time, no second graph
+    single = ov_engine.OpenVINOStats(ir, "float32", threads=1)
+    assert single.streams == 1 and len(list(single.many(seqs))) == len(seqs) and single._parallel is None
+
+
 def test_stats_keys_of_engines_differ():
     keys = {stats_key("rev", dtype, 512, engine=engine) for engine in ("torch", "openvino")
             for dtype in ("float32", "bfloat16")}
