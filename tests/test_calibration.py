@@ -332,10 +332,12 @@ def test_calibrate_prints_counts_thresholds_guarantee_and_tpr_and_logs_a_run(cal
 
 
 @pytest.mark.slow
-def test_machine_texts_passed_as_humans_are_warned_about_by_the_cli(tmp_path, calibrated):
+def test_machine_texts_passed_as_humans_are_warned_about_by_the_cli(tmp_path, calibrated, tiny_model_dir):
+    # A model trained on the fixture set knows its machine texts for what they are; the shipped model,
+    # trained on other writing, is unsure of about half of them, too close to the warning's cut to test it.
     _, machines, _, _ = calibrated
     done = _cli("calibrate", "--humans", str(machines), "--text-column", "body", "--fpr", "0.05",
-                "-o", str(tmp_path / "m.json"), "--no-mlflow", "-q")
+                "--model", str(tiny_model_dir), "-o", str(tmp_path / "m.json"), "--no-mlflow", "-q")
     assert done.returncode == 0 and "warning: the human texts look machine-like" in done.stderr, done.stderr
     assert any("machine-like" in w for w in CalibrationProfile.load(tmp_path / "m.json").warnings)
 
