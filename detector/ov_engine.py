@@ -207,7 +207,8 @@ class OpenVINOStats:
         self.compiled = self._compile(streams=1)
         self.request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one window at a time
-        self._parallel: queue.SimpleQueue | None = None  # idle infer requests of the parallel graph
+        self._parallel_compiled = None  # the parallel graph, compiled at the first `many` that pays
+        self._parallel: queue.SimpleQueue | None = None  # its idle infer requests
         self._parallel_lock = threading.Lock()
 
     @property
