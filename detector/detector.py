@@ -53,12 +53,14 @@ class Detector:
         `profile` (a file from `detector calibrate`, made for this model) replaces the verdict thresholds
         with those set on the user's own human texts and adds those texts to the novelty references."""
         self.model = model if model is not None else DetectorModel.load()
+        if isinstance(profile, (str, Path)):
+            profile = CalibrationProfile.load(profile)
+        if profile is not None:  # a profile made for another model is refused before the runtime is measured
+            profile.check_model(self.model)
         if engine is not None or dtype is not None:
             self.model.use_engine(engine, dtype)
         elif fastest_runtime:
             self.model.use_fastest_runtime()
-        if isinstance(profile, (str, Path)):
-            profile = CalibrationProfile.load(profile)
         self.profile = profile
         if profile is not None:
             self.model = profile.apply(self.model)
