@@ -30,7 +30,7 @@ import numpy as np
 
 from detector.errors import UserError, first_line, printable
 from detector.lengths import THRESHOLD_EDGES
-from detector.novelty import Novelty
+from detector.novelty import Novelty, novelty_rows
 from detector.thresholds import Thresholds
 
 FORMAT = "mgt-detector-calibration-profile"
@@ -284,8 +284,8 @@ class CalibrationProfile:
             return novelty
         if list(novelty.features) != self.novelty_features:
             raise ProfileError(f"profile {printable(self.name)}: its novelty features are not the model's")
-        rows = (np.asarray(self.novelty_rows, dtype=float) - novelty.center) / novelty.scale
-        return replace(novelty, reference=np.vstack([novelty.reference, rows.astype(np.float32)]))
+        rows = novelty_rows(np.asarray(self.novelty_rows, dtype=float), novelty.center, novelty.scale)
+        return replace(novelty, reference=np.vstack([novelty.reference, rows]))
 
     # ----- disk
 

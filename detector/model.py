@@ -27,7 +27,7 @@ from detector.errors import UserError, first_line
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine
 from detector.forest_arrays import BadArrays, ForestArrays, export
 from detector.lm import check_engine
-from detector.novelty import Novelty
+from detector.novelty import BadNovelty, Novelty
 from detector.settings import CACHE_DIR, CARD_FILE, DEFAULT_MODEL_DIR
 from detector.thresholds import Thresholds
 
@@ -367,15 +367,22 @@ class DetectorModel:
         kept = _forest_file(model_file, cache_dir) if cache_dir is not None else None
         forest, lm = _kept_forest(kept, card)
         if forest is not None:
-            model = cls(None, card.thresholds, card, Novelty.load(folder), forest=forest, source=model_file, lm=lm)
+            model = cls(None, card.thresholds, card, _novelty(folder), forest=forest, source=model_file, lm=lm)
         else:
             pipeline = _load_pipeline(model_file)
             forest = export(pipeline[1:], list(FEATURE_NAMES))
             if forest is not None and kept is not None:
                 _keep_forest(forest, kept)
-            model = cls(pipeline, card.thresholds, card, Novelty.load(folder), forest=forest, source=model_file)
+            model = cls(pipeline, card.thresholds, card, _novelty(folder), forest=forest, source=model_file)
         model.check_engine()
         return model
+
+
+def _novelty(folder: Path) -> Novelty | None:
+    try:
+        return Novelty.load(folder)
+    except BadNovelty as err:
+        raise ModelError(first_line(err, 300)) from err
 
 
 FOREST_CACHE = "forests"  # under the user cache directory: <model file's SHA-256>.npz

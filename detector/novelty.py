@@ -8,6 +8,11 @@ space. Beyond the cut (chosen on validation humans: the 90th percentile of their
 strictest of the cuts the held-out protocol tried, the only one that kept held-out student essays under
 2% false accusations) the verdict is `uncertain`.
 
+The veto can be two-sided: a text unlike every human reference but as close to the machine texts the
+classifier learned from as most of their validation texts are (the same quantile, on the machine side)
+is not vetoed. Held-out GPT-2-era samples and mixed-domain documents are often of that kind: novel
+to the humans because they are machine text of a known sort, not human text of an unknown one.
+
 Stored as plain arrays (`novelty.npz`, loaded with allow_pickle=False): nothing in it can run code.
 """
 
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from detector.features import FEATURE_NAMES
 from detector.stylometry import STYLOMETRIC_FEATURES
 
 # The profile of a text's kind rather than its authorship: its style, and how predictable its context
@@ -26,6 +32,10 @@ from detector.stylometry import STYLOMETRIC_FEATURES
 NOVELTY_FEATURES = (*STYLOMETRIC_FEATURES, "entropy_mean")
 FILE = "novelty.npz"
 CHUNK = 1024  # rows per distance matrix: 1,024 x the references stays tens of MB
+
+
+class BadNovelty(ValueError):
+    """A novelty file that `Novelty.save` cannot have written: wrong shapes, non-finite numbers."""
 
 
 def distances(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -44,46 +54,103 @@ class Novelty:
     reference: np.ndarray  # scaled feature rows of the human reference texts
     k: int
     cut: float
+    # The two-sided veto: scaled rows of the machine texts the classifier learned from, and the cut on
+    # the distance to them (None: every text beyond `cut` is vetoed).
+    machine_reference: np.ndarray | None = None
+    machine_cut: float = np.inf
 
     @classmethod
     def fit(cls, humans: pd.DataFrame, val_humans: pd.DataFrame, k: int = 10, quantile: float = 0.9,
-            features: tuple[str, ...] = NOVELTY_FEATURES) -> Novelty:
-        """Reference = `humans`; the cut is the `quantile` of the scores of `val_humans` (held out)."""
+            features: tuple[str, ...] = NOVELTY_FEATURES, machines: pd.DataFrame | None = None,
+            val_machines: pd.DataFrame | None = None) -> Novelty:
+        """Reference = `humans`; the cut is the `quantile` of the scores of `val_humans` (held out). With
+        `machines` and `val_machines`, the veto is two-sided: the machine cut is the same quantile of the
+        validation machine texts' distances to `machines`."""
         rows = humans[list(features)].dropna().to_numpy(dtype=float)
         center = np.median(rows, axis=0)
         scale = np.subtract(*np.percentile(rows, [75, 25], axis=0))
         scale = np.where(scale > 0, scale, 1.0)
-        novelty = cls(tuple(features), center, scale, ((rows - center) / scale).astype(np.float32), k, np.inf)
-        scores = novelty.score(val_humans)
-        novelty.cut = float(np.nanquantile(scores, quantile)) if np.isfinite(scores).any() else np.inf
+        novelty = cls(tuple(features), center, scale, novelty_rows(rows, center, scale), k, np.inf)
+        novelty.cut = _quantile(novelty.score(val_humans), quantile)
+        if machines is not None and val_machines is not None:
+            novelty.machine_reference = novelty_rows(machines[list(features)].dropna().to_numpy(dtype=float),
+                                                     center, scale)
+            novelty.machine_cut = _quantile(novelty.score(val_machines, novelty.machine_reference), quantile)
         return novelty
 
-    def score(self, table: pd.DataFrame) -> np.ndarray:
-        """Distance to the k-th nearest reference human (NaN where a feature is missing)."""
+    def score(self, table: pd.DataFrame, reference: np.ndarray | None = None) -> np.ndarray:
+        """Distance to the k-th nearest reference human (or row of `reference`), NaN where a feature is
+        missing."""
+        reference = self.reference if reference is None else reference
         rows = table[list(self.features)].to_numpy(dtype=float)
         out = np.full(len(rows), np.nan)
         ok = np.isfinite(rows).all(axis=1)
-        if ok.any() and len(self.reference):
-            scaled = ((rows[ok] - self.center) / self.scale).astype(np.float32)
-            k = min(self.k, len(self.reference)) - 1
-            out[ok] = np.concatenate([np.partition(distances(scaled[at : at + CHUNK], self.reference), k, axis=1)[:, k]
+        if ok.any() and len(reference):
+            scaled = novelty_rows(rows[ok], self.center, self.scale)
+            k = min(self.k, len(reference)) - 1
+            out[ok] = np.concatenate([np.partition(distances(scaled[at : at + CHUNK], reference), k, axis=1)[:, k]
                                       for at in range(0, len(scaled), CHUNK)])
         return out
 
     def reasons(self, table: pd.DataFrame) -> list[str | None]:
-        """Why each text is out of distribution, or None where it is not."""
+        """Why each text is out of distribution, or None where it is not (or, two-sided, where it lies
+        among the machine texts the classifier learned from)."""
+        scores = self.score(table)
+        machine_like = np.zeros(len(scores), dtype=bool)
+        if self.machine_reference is not None and (scores > self.cut).any():
+            machine_like = self.score(table, self.machine_reference) <= self.machine_cut
         return [f"novelty {s:.1f} > {self.cut:.1f}: its style and predictability are unlike every human reference"
-                if s > self.cut else None for s in self.score(table)]
+                if s > self.cut and not near else None for s, near in zip(scores, machine_like, strict=True)]
 
     def save(self, folder: str | Path) -> None:
+        two_sided = {} if self.machine_reference is None else {"machine_reference": self.machine_reference,
+                                                               "machine_cut": self.machine_cut}
         np.savez(Path(folder) / FILE, features=np.array(self.features), center=self.center, scale=self.scale,
-                 reference=self.reference, k=self.k, cut=self.cut)
+                 reference=self.reference, k=self.k, cut=self.cut, **two_sided)
 
     @classmethod
     def load(cls, folder: str | Path) -> Novelty | None:
+        """The check saved in `folder`, None if it has none; BadNovelty if the file is not one `save`
+        could have written (a crafted file must not crash scoring later)."""
         path = Path(folder) / FILE
         if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            return cls(tuple(str(f) for f in z["features"]), z["center"], z["scale"], z["reference"],
-                       int(z["k"]), float(z["cut"]))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                two_sided = ({"machine_reference": z["machine_reference"], "machine_cut": float(z["machine_cut"])}
+                             if "machine_reference" in z.files else {})
+                novelty = cls(tuple(str(f) for f in z["features"]), z["center"], z["scale"], z["reference"],
+                              int(z["k"]), float(z["cut"]), **two_sided)
+        except (OSError, ValueError, KeyError, TypeError) as err:  # not an npz, pickled objects, missing keys
+            raise BadNovelty(f"{path}: not a novelty check ({type(err).__name__}: {err})") from err
+        novelty.check(path)
+        return novelty
+
+    def check(self, where: str | Path) -> None:
+        """BadNovelty unless every array has the shape and values scoring relies on."""
+        width = len(self.features)
+        problems = [
+            (not set(self.features) <= set(FEATURE_NAMES), "features outside the detector's"),
+            (np.shape(self.center) != (width,) or np.shape(self.scale) != (width,), "center/scale of another width"),
+            (not (np.isfinite(self.center).all() and np.isfinite(self.scale).all() and (self.scale != 0).all()),
+             "center/scale not finite and non-zero"),
+            (self.k < 1, "k below 1"),
+            (np.isnan(self.cut) or np.isnan(self.machine_cut), "a cut that is NaN"),
+        ]
+        for name, rows in (("reference", self.reference), ("machine_reference", self.machine_reference)):
+            if rows is not None:
+                problems.append((np.ndim(rows) != 2 or np.shape(rows)[1:] != (width,) or not len(rows),
+                                 f"{name} not rows of {width} features"))
+                problems.append((not np.isfinite(np.asarray(rows, dtype=float)).all(), f"{name} not finite"))
+        bad = [what for failed, what in problems if failed]
+        if bad:
+            raise BadNovelty(f"{where}: not a usable novelty check ({'; '.join(bad)})")
+
+
+def novelty_rows(rows: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Raw feature rows in the robustly scaled space the distances are measured in."""
+    return ((rows - center) / scale).astype(np.float32)
+
+
+def _quantile(scores: np.ndarray, quantile: float) -> float:
+    return float(np.nanquantile(scores, quantile)) if np.isfinite(scores).any() else np.inf

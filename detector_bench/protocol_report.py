@@ -39,7 +39,7 @@ def gate_settings(chosen: Setting) -> list[Setting]:
     """The chosen classifier under each verdict rule: what each gate adds or costs."""
     out = [replace(chosen, novelty=not chosen.novelty),
            replace(chosen, novelty=True, novelty_quantile=0.99 if chosen.novelty_quantile != 0.99 else 0.9),
-           replace(chosen, novelty=True, novelty_rule="threshold" if chosen.novelty_rule == "veto" else "veto"),
+           *(replace(chosen, novelty=True, novelty_rule=rule) for rule in ("veto", "two-sided", "threshold")),
            replace(chosen, rule="worst-group"), replace(chosen, rule="pooled"), replace(chosen, references=True),
            replace(chosen, learn_references=not chosen.learn_references)]
     return [s for s in dict.fromkeys(out) if s != chosen]

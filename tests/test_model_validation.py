@@ -334,3 +334,12 @@ OTHER_CLASSIFIERS = [LogisticRegression(max_iter=1000), ExtraTreesClassifier(n_e
 def test_the_other_classifiers_a_recipe_can_hold_pass_the_check(tmp_path, estimator):
     model = DetectorModel.load(_tiny_model(tmp_path / "model", estimator))
     assert model.p_machine_from_features(_random_table(8, 3)).shape == (8,)
+
+
+def test_a_model_whose_novelty_file_is_crafted_is_refused_with_a_model_error(tiny_models, tmp_path):
+    folder = tmp_path / "novel"
+    shutil.copytree(tiny_models["rf"], folder)
+    np.savez(folder / "novelty.npz", features=np.array(["logp_mean"]), center=np.zeros(1), scale=np.ones(1),
+             reference=np.zeros((5, 2)), k=10, cut=1.0)  # rows wider than the features: a crash when scoring
+    with pytest.raises(ModelError, match="reference not rows of 1 features"):
+        DetectorModel.load(folder)

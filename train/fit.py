@@ -204,7 +204,11 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         train_humans = train.features[train.table["label"].to_numpy() == 0]
         if references is not None:
             train_humans = pd.concat([train_humans, references.features])
-        model.novelty = Novelty.fit(train_humans, val.features[val_y == 0], quantile=novelty_quantile)
+        # Two-sided: a novel text as near the training machine texts as most validation ones is not vetoed.
+        two_sided = novelty_rule == "two-sided"
+        machines = train.features[train.table["label"].to_numpy() == 1] if two_sided else None
+        model.novelty = Novelty.fit(train_humans, val.features[val_y == 0], quantile=novelty_quantile,
+                                    machines=machines, val_machines=val.features[val_y == 1] if two_sided else None)
         if novelty_rule == "threshold":  # novel texts get a stricter threshold instead of the veto
             flagged = model.novelty.score(humans.features) > model.novelty.cut
             if flagged.sum() >= MIN_FLAGGED_HUMANS:
@@ -212,6 +216,15 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
                                              max(t for _, t, _ in model.thresholds.by_length or [[0, 0, 0]]),
                                              model.thresholds.machine)
     return model
+
+
+def novelty_card(novelty: Novelty) -> dict:
+    """What the model card says of the novelty check."""
+    card = {"features": list(novelty.features), "k": novelty.k, "cut": novelty.cut,
+            "n_reference": len(novelty.reference)}
+    if novelty.machine_reference is not None:
+        card.update(two_sided=True, machine_cut=novelty.machine_cut, n_machine_reference=len(novelty.machine_reference))
+    return card
 
 
 # A threshold for novel texts is set only on this many flagged validation humans (else: the veto).
@@ -269,9 +282,7 @@ def train_detector(data: FeatureData, classifier: str = "hgb", fpr: float = 0.01
                    "dataset:domain group of val humans and the human references) and reliable length chosen "
                    "on val, metrics on test",
         recipe=get_recipe(classifier).name,
-        novelty=None if model.novelty is None else {"features": list(model.novelty.features),
-                                                    "k": model.novelty.k, "cut": model.novelty.cut,
-                                                    "n_reference": len(model.novelty.reference)},
+        novelty=None if model.novelty is None else novelty_card(model.novelty),
         test_metrics={k: v for k, v in overall.items() if k not in ("group", "value")},
         test_metrics_all_lengths=eval_metrics.metric_row(parts["test"].table["label"], test_p,
                                                          model.thresholds.machine),

@@ -106,7 +106,9 @@ class Setting:
     references: bool = False  # also set thresholds and novelty on the human reference texts
     balance: int | None = None  # train on train.balance's subset with this cap per cell (None: every row)
     novelty_quantile: float = 0.9  # the novelty cut: this quantile of validation humans' novelty scores
-    novelty_rule: str = "veto"  # novel texts: "veto" (never `machine`) or "threshold" (a stricter one)
+    # Novel texts: "veto" (never `machine`), "threshold" (a stricter one) or "two-sided" (vetoed unless
+    # they lie among the training machine texts, see detector.novelty).
+    novelty_rule: str = "veto"
     learn_references: bool = False  # the classifier also learns from the human references
 
     def fit(self, data: FeatureData, keep: np.ndarray, split: np.ndarray, seed: int = 0,
@@ -134,7 +136,7 @@ class Setting:
     @property
     def name(self) -> str:
         novelty = [("novelty" if self.novelty_quantile == 0.9 else f"novelty q{self.novelty_quantile:g}")
-                   + (" as threshold" if self.novelty_rule == "threshold" else "")]
+                   + {"threshold": " as threshold", "two-sided": " two-sided"}.get(self.novelty_rule, "")]
         extras = ([self.rule] + (["refs"] if self.references else []) + (novelty if self.novelty else [])
                   + ([f"balanced {self.balance}"] if self.balance else [])
                   + (["learns refs"] if self.learn_references else []))
