@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 RECIPE_CHOICES = ("hgb", "logreg", "rf", "hgb-all", "logreg-all", "rf-all", "rf-all-but-dynamics",
                   "hgb-lm-monotone", "logreg-lm", "logreg-core", "logreg-normalised")
 
+# train.fit.NOVELTY_RULES, spelled out for the same reason (checked by the same test).
+NOVELTY_RULES = ("two-sided", "veto", "threshold")
+
 
 def _cv_folds(value: str) -> int:
     k = int(value) if value.lstrip("-").isdigit() else None
@@ -90,6 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, data_specs=args.data or [args.manifest], tracking_uri=args.tracking_uri,
         experiment=args.experiment, register=args.register, output=args.output,
         mlflow_enabled=not args.no_mlflow, lm=args.lm, max_tokens=args.max_tokens, run_name=args.run_name,
+        novelty_rule=args.novelty_rule,
     )
     _print_table("test split (thresholds from the validation split):", result.test_table)
     if result.cv_auroc:
@@ -200,6 +204,10 @@ def add_commands(sub) -> None:
     train.add_argument("--cv", type=_cv_folds, default=0, metavar="K",
                        help="grouped K-fold CV on the train split (default: 0, none)")
     train.add_argument("--fpr", type=rate, default=0.01, help="false-positive rate for the verdict threshold")
+    train.add_argument("--novelty-rule", choices=NOVELTY_RULES, default=NOVELTY_RULES[0],
+                       help="a text unlike every human the model saw: two-sided (the default: never called machine "
+                            "unless it lies among the training machine texts), veto (never called machine) or "
+                            "threshold (a stricter threshold)")
     train.add_argument("--seed", type=int, default=0, help="seed of the splits and the classifier")
     train.add_argument("--lm", default="smollm2-135m-instruct", help="LM name, transformers id or path")
     train.add_argument("--max-tokens", type=positive_int, default=512, help="tokens of each text the LM reads")

@@ -190,11 +190,13 @@ def test_balanced_rows_cap_each_cell_and_match_humans_to_machines():
     assert (balanced_rows(table, np.full(n, 300), cap=100) == keep).all()  # seeded
 
 
-def test_cli_recipe_names_match_the_recipes():
-    from detector_cli.train import RECIPE_CHOICES
+def test_cli_recipe_and_novelty_rule_names_match_the_library():
+    from detector_cli.train import NOVELTY_RULES, RECIPE_CHOICES
+    from train.fit import NOVELTY_RULES as LIBRARY_RULES
     from train.recipes import ALIASES
 
     assert list(RECIPE_CHOICES) == [*ALIASES, *RECIPES]
+    assert NOVELTY_RULES == LIBRARY_RULES
 
 
 def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):

@@ -22,7 +22,7 @@ from detector.model import DetectorModel
 from train import tracking
 from train.data import DataError, check_two_classes
 from train.evaluate import evaluation_plots, holdout_table
-from train.fit import FeatureData, TrainingReport, train_detector
+from train.fit import NOVELTY_RULES, FeatureData, TrainingReport, train_detector
 from train.recipes import get_recipe
 from train.splits import cv_folds, train_val_test
 
@@ -141,7 +141,7 @@ def train_run(
     balance: int | None = None,
     rule: str = "by-length",
     novelty_quantile: float = 0.9,
-    novelty_rule: str = "veto",
+    novelty_rule: str = NOVELTY_RULES[0],
     learned: FeatureData | None = None,
     **extractor_params,
 ) -> RunResult:
