@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from analysis import plots
 from detector.calibration import CalibrationError, build_profile, fpr_upper_bound, minimum_humans
@@ -40,14 +41,14 @@ def held_out_models(data: FeatureData, setting: Setting, by: Sequence[str] = ("d
                     seed: int = 0) -> list[tuple[str, str, DetectorModel, FeatureData]]:
     """(by, value, model fitted without it, its texts) for every held-out set with both classes."""
     split = train_val_test(data.table, val=0.2, test=0.0, seed=seed).to_numpy()
+    sets = [(column, value) for column in by for value in sorted(data.table[column].unique())]
     out = []
-    for column in by:
-        for value in sorted(data.table[column].unique()):
-            held = (data.table[column] == value).to_numpy()
-            test = data.subset(held)
-            if test.table["label"].nunique() < 2:
-                continue
-            out.append((column, str(value), setting.fit(data, ~held, split, seed), test))
+    for column, value in tqdm(sets, desc="fitting without each held-out set", unit="set"):
+        held = (data.table[column] == value).to_numpy()
+        test = data.subset(held)
+        if test.table["label"].nunique() < 2:
+            continue
+        out.append((column, str(value), setting.fit(data, ~held, split, seed), test))
     return out
 
 
