@@ -205,7 +205,7 @@ def choose(lm: str, dtype: str, reference_engine: str, cache_dir: Path = CACHE_D
     choice = remembered(path, key)
     if choice is None:
         with preparing(f"the language model {lm} for this CPU ({cpu_name()}): its weights and OpenVINO graph "
-                       "where not yet made, and the fastest runtime, measured"):
+                       "were not yet made, and the fastest runtime, measured"):
             choice = measure(lm, dtype, reference_engine)
         remember(path, key, choice)
     return choice
