@@ -96,11 +96,13 @@ class Novelty:
         """Why each text is out of distribution, or None where it is not (or, two-sided, where it lies
         among the machine texts the classifier learned from)."""
         scores = self.score(table)
+        novel = scores > self.cut
         machine_like = np.zeros(len(scores), dtype=bool)
-        if self.machine_reference is not None and (scores > self.cut).any():
-            machine_like = self.score(table, self.machine_reference) <= self.machine_cut
+        if self.machine_reference is not None and novel.any():  # distances only for the texts it may spare
+            machine_like[novel] = self.score(table[novel], self.machine_reference) <= self.machine_cut
         return [f"novelty {s:.1f} > {self.cut:.1f}: its style and predictability are unlike every human reference"
-                if s > self.cut and not near else None for s, near in zip(scores, machine_like, strict=True)]
+                if is_novel and not near else None
+                for s, is_novel, near in zip(scores, novel, machine_like, strict=True)]
 
     def save(self, folder: str | Path) -> None:
         two_sided = {} if self.machine_reference is None else {"machine_reference": self.machine_reference,

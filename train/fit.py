@@ -213,10 +213,10 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         if references is not None:
             train_humans = pd.concat([train_humans, references.features])
         # Two-sided: a novel text as near the training machine texts as most validation ones is not vetoed.
-        two_sided = novelty_rule == "two-sided"
-        machines = train.features[train.table["label"].to_numpy() == 1] if two_sided else None
+        machines, val_machines = ((train.features[train.table["label"].to_numpy() == 1], val.features[val_y == 1])
+                                  if novelty_rule == "two-sided" else (None, None))
         model.novelty = Novelty.fit(train_humans, val.features[val_y == 0], quantile=novelty_quantile,
-                                    machines=machines, val_machines=val.features[val_y == 1] if two_sided else None)
+                                    machines=machines, val_machines=val_machines)
         if novelty_rule == "threshold":  # novel texts get a stricter threshold instead of the veto
             flagged = model.novelty.score(humans.features) > model.novelty.cut
             if flagged.sum() >= MIN_FLAGGED_HUMANS:
