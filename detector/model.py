@@ -58,6 +58,7 @@ TRUSTED_TYPES = frozenset({
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "sklearn.preprocessing._label.LabelEncoder",  # hgb: its classes (checked to be 0 and 1)
     "sklearn.tree._classes.DecisionTreeClassifier",  # rf
     "sklearn.tree._tree.Tree",  # rf
 })

@@ -24,7 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 from sklearn.tree._tree import TREE_LEAF, Tree
 
@@ -273,6 +273,11 @@ def _check_boosting(model: HistGradientBoostingClassifier, where: str, width: in
     if per_iteration != 1:
         raise UnsafeModel(f"{where}: n_trees_per_iteration_ is {per_iteration!r}, expected 1 (two classes)")
     _array(getattr(model, "_baseline_prediction", None), f"{where} baseline", (1, 1))
+    encoder = getattr(model, "_label_encoder", None)  # scikit-learn >= 1.6 keeps one; predict maps through it
+    if encoder is not None:
+        if not isinstance(encoder, LabelEncoder):
+            raise UnsafeModel(f"{where}: _label_encoder is a {type(encoder).__name__}, not a LabelEncoder")
+        _classes(encoder, f"{where} label encoder")
     categorical = getattr(getattr(model, "_bin_mapper", None), "is_categorical_", None)
     if getattr(model, "is_categorical_", None) is not None or (categorical is not None and np.any(categorical)):
         raise UnsafeModel(f"{where}: categorical features are not part of a detector model")
