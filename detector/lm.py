@@ -27,6 +27,7 @@ import numpy as np
 
 from detector import ov_engine
 from detector.errors import UserError
+from detector.interrupts import interrupt_point
 from detector.settings import (  # noqa: F401  (re-exported: detector.lm is where callers find them)
     CACHE_DIR,
     DEFAULT_DTYPE,
@@ -235,6 +236,7 @@ class LanguageModel:
         engine: str | None = None,
         threads: int | None = None,
     ):
+        interrupt_point("lm-loading")
         self.name = name
         self.device = device
         self.dtype = dtype

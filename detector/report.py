@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from detector.errors import printable  # noqa: F401  (re-exported for the CLI)
+from detector.interrupts import interrupt_point
 from detector.record import CSV_COLUMNS, detector_fields, record  # noqa: F401  (record: the server imports it here)
 
 _C1 = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -28,8 +29,11 @@ def _dumps(rec: dict, **kwargs) -> str:
 
 
 def write_jsonl(records: Iterable[dict], stream: TextIO) -> None:
+    """One whole line per record, in one write: a Ctrl-C lands between records, never inside one."""
     for rec in records:
-        stream.write(_dumps(rec) + "\n")
+        line = _dumps(rec) + "\n"
+        interrupt_point("write")
+        stream.write(line)
     stream.flush()
 
 

@@ -32,6 +32,7 @@ CACHE_DIR_ENV = "DETECTOR_CACHE_DIR"
 STATS_CACHE_ENV = "DETECTOR_STATS_CACHE"
 TOKEN_ENV = "DETECTOR_TOKEN"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+INTERRUPT_AT_ENV = "DETECTOR_TEST_INTERRUPT_AT"  # tests only: a moment to send SIGINT at (detector.interrupts)
 
 # mlflow's own default when nothing is configured; also what `detector train` uses.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

@@ -1,5 +1,3 @@
-import sys
+from detector_cli.main import run
 
-from detector_cli.main import main
-
-sys.exit(main())
+run()

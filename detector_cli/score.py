@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from detector.interrupts import interrupt_point
 from detector.settings import DTYPES, ENGINES, TOKEN_ENV
 from detector_cli.common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
     MODEL_HELP,
@@ -185,7 +187,7 @@ def _interrupted(args: argparse.Namespace) -> int:
     kept = args.output and args.format == "jsonl"
     where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if kept else ""
     print(f"detector: interrupted{where}", file=sys.stderr)
-    return 130
+    return EXIT_INTERRUPTED
 
 
 def _progress(items: list, quiet: bool):
@@ -236,6 +238,7 @@ def _score_loaded(args: argparse.Namespace, items: list, skipped: int) -> int:
                 for_html.append((scored.item, scored.analysis, scored.result))
             bar.update(scored.result is not None)
             yield scored.record
+            interrupt_point("first-record")  # after each written record (the tests interrupt after the first)
 
     try:
         with bar, _output(args) as stream:

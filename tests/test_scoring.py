@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, ROOT, SEED
 
+from detector.interrupts import POINTS
+from detector.settings import INTERRUPT_AT_ENV, STATS_CACHE_ENV
 from detector_cli.main import main
 
 
@@ -120,31 +123,38 @@ def test_explain_gives_sentences_and_features(default_detector):
     assert len(features) == 5 and all("push" in f and f["description"] for f in features)
 
 
-def test_ctrl_c_keeps_what_was_written_and_resume_finishes(tmp_path, mini_table):
-    import signal
-    import time
-
-    src = tmp_path / "many.jsonl"
-    texts = mini_table["text"].tolist()[:30]
+@pytest.mark.slow
+@pytest.mark.parametrize("point", POINTS)
+def test_ctrl_c_at_each_moment_exits_130_in_one_line_keeping_whole_records(point, tmp_path, mini_table):
+    """SIGINT at start-up, while the LM loads, after the first record, while a record is written and while
+    the process shuts down (detector.interrupts makes it land there): never a death by signal or a
+    traceback, one `interrupted` line, only whole JSON lines written, and `--resume` finishes the rest."""
+    texts = mini_table["text"].tolist()[:5]
+    src = tmp_path / "texts.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    args = [sys.executable, "-m", "detector_cli", "score", "--jsonl", str(src), "--format", "jsonl", "-o", str(out),
+    args = [sys.executable, "-m", "detector_cli", "score", "--data", str(src), "--format", "jsonl", "-o", str(out),
             "--batch-size", "1", "-q"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    kept = out.read_text().splitlines()
-    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
-    assert 3 <= len(kept) < len(texts)
-    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert out.read_text().startswith("\n".join(kept))
-    assert sorted(r["source"] for r in records) == sorted({r["source"] for r in records})
-    assert len(records) == len(texts)
+    # An empty stats cache: the texts need the LM, so it is loaded in this run.
+    env = {**os.environ, INTERRUPT_AT_ENV: point, STATS_CACHE_ENV: str(tmp_path / "stats.sqlite")}
+    stopped = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert sum("interrupted" in line for line in stopped.stderr.splitlines()) == 1, stopped.stderr
+    kept = out.read_text(encoding="utf-8").splitlines(keepends=True) if out.exists() else []
+    assert all(line.endswith("\n") and json.loads(line)["source"] for line in kept)
+    if point == "shutdown":  # the command had finished: every record is there
+        assert len(kept) == len(texts)
+        return
+    assert len(kept) == {"first-record": 1}.get(point, 0)
+    env.pop(INTERRUPT_AT_ENV)
+    resumed = subprocess.run([*args, "--resume"] if out.exists() else args, capture_output=True, text=True,
+                             cwd=ROOT, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    finished = out.read_text(encoding="utf-8")
+    assert finished.startswith("".join(kept))
+    sources = [json.loads(line)["source"] for line in finished.splitlines()]
+    assert len(sources) == len(set(sources)) == len(texts)
 
 
 def test_a_single_string_is_one_text(default_detector):
