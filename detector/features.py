@@ -37,7 +37,9 @@ from detector.token_stats import TokenStats
 # Bump when a feature's definition changes: models record it and refuse a mismatch.
 # 2: sentences from pysbd (sent_len_mean, sent_len_std, burstiness), homoglyphs from Unicode's confusables.
 # 3: the surprisal-series features of detector/dynamics.py.
-FEATURE_VERSION = 3
+# 4: whitespace collapsed before the LM and the stylometry; paragraph_len_mean dropped (layout tells the
+#    source, not the author).
+FEATURE_VERSION = 4
 
 LM_FEATURES = {
     "logp_mean": "mean token log-probability (likelihood)",

@@ -1,4 +1,8 @@
-"""Stylometric features: functions of the clean text alone, no language model."""
+"""Stylometric features: functions of the clean text alone, no language model.
+
+The text arrives with its whitespace collapsed (`detector.normalize`), so nothing here reads layout:
+paragraph length, the one layout feature of versions 1-3, was dropped in version 4.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from detector.text import FUNCTION_WORDS, paragraphs, sentence_spans, words
+from detector.text import FUNCTION_WORDS, sentence_spans, words
 
 _PUNCTUATION = set(".,;:!?-—–\"'()“”‘’…")
 _MATTR_WINDOW = 50
@@ -20,7 +24,6 @@ STYLOMETRIC_FEATURES = {
     "punct_rate": "punctuation marks per word",
     "function_word_rate": "share of words that are English function words",
     "repeated_trigram_rate": "share of word trigrams that occur more than once",
-    "paragraph_len_mean": "mean paragraph length, words",
 }
 
 
@@ -59,5 +62,4 @@ def stylometric_features(text: str, spans: list[tuple[int, int]] | None = None) 
         "repeated_trigram_rate": (
             sum(c for c in trigrams.values() if c > 1) / n_trigrams if n_trigrams else 0.0
         ),
-        "paragraph_len_mean": n / max(len(paragraphs(text)), 1),
     }

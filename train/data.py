@@ -165,10 +165,43 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> tuple[pd.
     for source in manifest["sources"]:
         spec = SourceSpec(**source)
         table = load_spec(str(root / spec.path))
+        table["_opening"] = table["text"].map(opening)  # before the prompt is stripped: the document's start
         if spec.strip_prefix:
             table = strip_shared_prefix(table)
         frames.append(sample_cells(table, spec.per_cell, spec.human_per_domain, rng))
-    return pd.concat(frames, ignore_index=True), manifest
+    table = link_documents(pd.concat(frames, ignore_index=True), "_opening")
+    return table.drop(columns="_opening"), manifest
+
+
+def opening(text: str, n_words: int = 12) -> str:
+    """A document's first words, lower-cased letters and digits only: the same source document cut at
+    other lengths, or re-typed by another set, opens the same way."""
+    return " ".join(w for w in (re.sub(r"\W", "", word.lower()) for word in text.split()[: n_words + 8]) if w)[:120]
+
+
+def link_documents(table: pd.DataFrame, openings: str) -> pd.DataFrame:
+    """pair_id made one group per source document across files: pair groups whose human texts open alike
+    are merged (several sets hold the same fast-detect-gpt documents under their own pair_ids), so a
+    grouped split never puts one document on both sides. Rows without a pair_id keep none."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    humans = table[(table["label"] == 0) & table[openings].str.len().gt(40)]
+    keys = humans["pair_id"].where(humans["pair_id"].notna(), humans["id"]).astype(str)
+    for _, group in keys.groupby(humans[openings]):
+        first = root(group.iloc[0])
+        for key in group.iloc[1:]:
+            parent[root(key)] = first
+    table = table.copy()
+    linked = table["pair_id"].notna() | table.index.isin(humans.index)
+    own = table["pair_id"].where(table["pair_id"].notna(), table["id"]).astype(str)
+    table.loc[linked, "pair_id"] = own[linked].map(root)
+    return table
 
 
 def sample_cells(table: pd.DataFrame, per_cell: int, human_per_domain: int,

@@ -10,7 +10,9 @@ cell complete and the large ones equally far along: the most balanced sample the
 cached. Run it alone or with OMP_NUM_THREADS=1. `--table` writes the numeric feature table (no texts) of
 the manifest's texts the pass has reached so far, with no LM pass: what `python -m train.default` reads.
 A committed table stands in for the statistics of its own texts (`--skip` in the pass, `--base` for the
-table), so a pass lost with its machine's cache goes on from the table instead of starting over.
+table), so a pass lost with its machine's cache goes on from the table instead of starting over. A table of
+the previous feature version (3: layout kept) stands in for the texts that whitespace collapsing leaves
+unchanged (`--carry`, in the pass and for the table): their statistics and features are the same in both.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features import ScoringEngine
-from detector.normalize import normalize
+from detector.normalize import collapse_whitespace, normalize
 from train.data import load_manifest
 from train.fit import FeatureData
 from train.protocol import load_alike
@@ -84,10 +86,33 @@ def base_table(path: str, engine: ScoringEngine, parser: argparse.ArgumentParser
     return load_alike(path, engine_signature(engine), parser)
 
 
+def reads_as_before(text: str) -> bool:
+    """Whether collapsing whitespace leaves the text as feature version 3 read it (layout kept)."""
+    before = normalize(text, keep_layout=True).text
+    return collapse_whitespace(before) == before
+
+
+def carried_table(path: str, table: pd.DataFrame, engine: ScoringEngine,
+                  parser: argparse.ArgumentParser) -> FeatureData:
+    """The rows of a version-3 table (same LM, engine, precision and statistics) whose texts in `table` read
+    the same with whitespace collapsed, with `table`'s meta columns (its document groups) and the features
+    of this version (v3 less paragraph_len_mean)."""
+    from train.default import engine_signature
+
+    data, metadata = FeatureData.load(path, missing_features=True)
+    wanted = {**engine_signature(engine), "feature_version": "3"}
+    if any(metadata.get(k) != v for k, v in wanted.items()):
+        parser.error(f"{path} was not computed as a version-3 table of this engine: {metadata}")
+    same = table[[reads_as_before(t) for t in table["text"]]].drop_duplicates("id").set_index("id")
+    kept = data.subset(data.table["id"].isin(same.index).to_numpy())
+    meta = same.loc[kept.table["id"]].reset_index()[kept.table.columns]
+    return FeatureData(meta.assign(text=None), kept.features, kept.n_tokens, kept.problem)
+
+
 def write_cached_table(table: pd.DataFrame, path: str, parser: argparse.ArgumentParser,
-                       base: str | None = None) -> None:
+                       base: str | None = None, carry: str | None = None) -> None:
     """The feature table (train.fit.FeatureData, no texts) of the rows whose statistics are cached, plus the
-    rows of `base` (a table of the same signature) for texts not cached here."""
+    rows of `base` (a table of the same signature) and of `carry` (version 3) for texts not cached here."""
     from train.default import engine_signature
 
     if Path(path).exists():
@@ -96,11 +121,10 @@ def write_cached_table(table: pd.DataFrame, path: str, parser: argparse.Argument
     analyses = engine.cached_analyses(table["text"])
     cached = np.array([a is not None for a in analyses])
     data = FeatureData.from_analyses(table[cached], [a for a in analyses if a is not None], workers=2)
-    if base:
-        kept = base_table(base, engine, parser)
-        known = set(table["id"])
-        kept = kept.subset(kept.table["id"].isin(known - set(data.table["id"])).to_numpy())
-        data = FeatureData.concat([kept, data])  # save() writes the meta columns only: no text
+    for kept in ([base_table(base, engine, parser)] if base else []) + (
+            [carried_table(carry, table, engine, parser)] if carry else []):
+        kept = kept.subset(kept.table["id"].isin(set(table["id"]) - set(data.table["id"])).to_numpy())
+        data = FeatureData.concat([data, kept])  # save() writes the meta columns only: no text
     data.save(path, **engine_signature(engine))
     counts = data.table.groupby("dataset").size().to_dict()
     print(f"{path}: {len(data.table)} of {len(table)} texts ({counts}), {int(data.n_tokens.sum())} tokens", flush=True)
@@ -116,16 +140,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", metavar="PARQUET", help="write the feature table of the texts already cached")
     parser.add_argument("--base", metavar="PARQUET", help="with --table: keep this table's rows of texts not cached")
     parser.add_argument("--skip", metavar="PARQUET", help="leave out the texts this feature table already holds")
+    parser.add_argument("--carry", metavar="PARQUET", help="a version-3 table: its texts that read the same with "
+                        "whitespace collapsed are left out of the pass and kept in --table")
     parser.add_argument("--cap", type=int, help="at most this many texts per machine cell (and per machine cell "
                         "of each dataset and domain for its humans), counting those of --skip's table")
     args = parser.parse_args(argv)
     table, manifest = load_manifest(args.manifest)
     if args.table:
-        return write_cached_table(table, args.table, parser, args.base)
+        return write_cached_table(table, args.table, parser, args.base, args.carry)
     engine = ScoringEngine(progress=True)
     done = table.iloc[:0]
+    known = set()
     if args.skip:
-        skipped = table["id"].isin(base_table(args.skip, engine, parser).table["id"])
+        known |= set(base_table(args.skip, engine, parser).table["id"])
+    if args.carry:
+        known |= set(carried_table(args.carry, table, engine, parser).table["id"])
+    if known:
+        skipped = table["id"].isin(known)
         table, done = table[~skipped].reset_index(drop=True), table[skipped]
     order = interleaved_order(table, manifest.get("seed", 0))
     if args.cap:
