@@ -48,8 +48,8 @@ class Thresholds:
         texts (domain, source), not just on their pool: the pooled rule lets one easy-to-predict domain
         take all the false positives."""
         human_p, groups = np.asarray(human_p, dtype=float), np.asarray(groups)
-        by_group = [cls.from_human_scores(human_p[groups == g], fpr, borderline_fpr, min_tokens)
-                    for g in np.unique(groups)]
+        by_group = [cls.from_human_scores(human_p[members], fpr, borderline_fpr, min_tokens)
+                    for members in _estimable_groups(groups, fpr)]
         return cls(max(t.machine for t in by_group), fpr, max(t.borderline for t in by_group), borderline_fpr,
                    min_tokens)
 
@@ -70,6 +70,17 @@ class Thresholds:
             bands.append([int(lo), current.machine, current.borderline])
         base.by_length = bands
         return base
+
+
+def _estimable_groups(groups: np.ndarray, fpr: float) -> list[np.ndarray]:
+    """Masks of the groups whose `fpr` quantile can be estimated (at least 1/fpr humans), and one more for
+    all the smaller groups pooled. A group of 40 humans has no 1% quantile, only its maximum: with dozens of
+    small groups their worst maximum would set the threshold for everyone, far above what any 1% needs."""
+    enough = int(np.ceil(1 / fpr))
+    names, counts = np.unique(groups, return_counts=True)
+    masks = [groups == g for g, n in zip(names, counts, strict=True) if n >= enough]
+    small = np.isin(groups, names[counts < enough])
+    return [*masks, small] if small.any() else masks
 
 
 def threshold_for_fpr(human_scores: np.ndarray, fpr: float) -> float:

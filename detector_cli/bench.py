@@ -31,11 +31,11 @@ def command_line(args: argparse.Namespace) -> str:
 def cmd_protocol(args: argparse.Namespace, command: str) -> int:
     from detector_bench.protocol_report import write_protocol
     from detector_bench.sample import manifest_name
-    from train.default import BEFORE_TABLE, FEATURES_DIR, MANIFEST, SETTING
+    from train.default import BEFORE_TABLE, FEATURES_DIR, MANIFEST, RIVALS, SETTING
 
     name = manifest_name(MANIFEST)  # the shipped model's training table
     path = write_protocol(Path(args.out), FEATURES_DIR / f"{name}.parquet", FEATURES_DIR / "references.parquet",
-                          SETTING, command, before=BEFORE_TABLE)
+                          SETTING, command, rivals=RIVALS, before_features=BEFORE_TABLE)
     print(f"wrote {path}")
     return EXIT_OK
 

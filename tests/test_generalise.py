@@ -211,24 +211,26 @@ def test_protocol_refuses_an_extra_table_of_other_features(tmp_path, capsys):
     assert "feature_version 1 vs 2" in capsys.readouterr().err
 
 
-def test_the_protocol_report_compares_before_gates_and_ablations(tmp_path):
-    from detector_bench.protocol_report import BEFORE_LABEL, rival_settings, write_protocol
+def test_the_protocol_report_compares_before_rivals_gates_and_ablations(tmp_path):
+    from detector_bench.protocol_report import BEFORE_LABEL, OLD_DATASETS, rival_settings, write_protocol
 
-    data, before = synthetic_data(), synthetic_data(seed=1)
+    data = synthetic_data()
+    data.table["dataset"] = np.repeat(["gpt2era", "essays", "lastde"], len(data.table) // 3)  # two old sets, a new one
+    data.table["generator"] = np.where(data.table["label"] == 1, np.repeat(["gpt2-xl", "chatgpt", "gpt-4o"],
+                                                                           len(data.table) // 3), "human")
     data.save(tmp_path / "now.parquet", lm="x", engine="openvino", dtype="bfloat16", max_tokens="512")
-    before.features = before.features.drop(columns=["zlib_ratio"])  # an older table lacks the new features
-    before.features["zlib_ratio"] = np.nan
-    before.save(tmp_path / "before.parquet")
-    chosen = Setting("hgb-all", balance=300)
-    path = write_protocol(tmp_path, tmp_path / "now.parquet", None, chosen, "test", before=tmp_path / "before.parquet")
+    chosen, rivals = Setting("hgb-all", balance=300), ("logreg-core",)
+    path = write_protocol(tmp_path, tmp_path / "now.parquet", None, chosen, "test", rivals=rivals)
     text = path.read_text()
     frame = pd.read_csv(tmp_path / "results" / "protocol.csv")
-    assert {chosen.name, BEFORE_LABEL} <= set(frame["setting"])
+    assert {chosen.name, BEFORE_LABEL} <= set(frame["setting"]) and "lastde" not in OLD_DATASETS
+    assert set(frame.loc[frame["setting"] == chosen.name, "held_out_by"]) == {"family", "dataset", "domain"}
     assert any("minus-dynamics" in s for s in frame["setting"])  # a family ablation ran
-    for rival in rival_settings(chosen):  # the rival recipes run the whole protocol, as the chosen one does
-        assert set(frame.loc[frame["setting"] == rival.name, "held_out_by"]) == {"dataset", "domain"}
+    for rival in rival_settings(chosen, rivals):  # the rival recipes run the whole protocol, as the chosen one does
+        assert set(frame.loc[frame["setting"] == rival.name, "held_out_by"]) == {"family", "dataset", "domain"}
     assert not frame.duplicated(["setting", "held_out_by", "held_out", "part"]).any()  # no setting runs twice
-    assert "Chosen: **" in text and "## Gates: TPR at the rule per held-out set" in text
+    assert "Shipped: **" in text and "## Gates on held-out families: TPR at the rule" in text
+    assert "## Targets: " + chosen.name in text and "Formatting cues" in text
 
 
 def synthetic_references(n: int = 60, seed: int = 2) -> FeatureData:

@@ -19,6 +19,16 @@ def test_invisible_characters_and_odd_spaces():
     assert result.alterations == {"invisible_characters": 2, "unusual_spaces": 1}
 
 
+def test_layout_is_collapsed_to_single_spaces_and_not_reported_as_an_evasion():
+    text = "A title\n\nFirst paragraph,  two spaces.\r\n\tSecond\u00a0\u00a0one.  "
+    result = normalize(text)
+    assert result.text == "A title First paragraph, two spaces. Second one."
+    assert result.alterations == {"unusual_spaces": 2}  # the layout itself is no alteration
+    assert normalize(text, keep_layout=True).text == "A title\n\nFirst paragraph,  two spaces.\r\n\tSecond  one.  "
+    # The same words in another layout read the same: nothing downstream can learn the formatting.
+    assert normalize("A title First paragraph, two spaces. Second one.").text == result.text
+
+
 def test_real_russian_text_is_left_alone():
     text = "Москва — столица России, крупнейший город страны."
     assert normalize(text).text == text

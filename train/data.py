@@ -174,9 +174,10 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> tuple[pd.
 
 
 def opening(text: str, n_words: int = 12) -> str:
-    """A document's first words, lower-cased letters and digits only: the same source document cut at
-    other lengths, or re-typed by another set, opens the same way."""
-    return " ".join(w for w in (re.sub(r"\W", "", word.lower()) for word in text.split()[: n_words + 8]) if w)[:120]
+    """A document's first `n_words` words, lower-cased letters and digits only: the same source document
+    cut at other lengths, or re-typed by another set, opens the same way."""
+    cleaned = (re.sub(r"\W", "", word.lower()) for word in text.split())
+    return " ".join([w for w in cleaned if w][:n_words])
 
 
 def link_documents(table: pd.DataFrame, openings: str) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from detector.features import ScoringEngine
-from detector.normalize import collapse_whitespace, normalize
+from detector.normalize import MAX_READ_CHARS, collapse_whitespace, normalize
 from train.data import load_manifest
 from train.fit import FeatureData
 from train.protocol import load_alike
@@ -88,7 +88,8 @@ def base_table(path: str, engine: ScoringEngine, parser: argparse.ArgumentParser
 
 def reads_as_before(text: str) -> bool:
     """Whether collapsing whitespace leaves the text as feature version 3 read it (layout kept)."""
-    before = normalize(text, keep_layout=True).text
+    # Normalising changes only non-ASCII characters: an ASCII text is read as it is (up to the read limit).
+    before = text[:MAX_READ_CHARS] if text.isascii() else normalize(text, keep_layout=True).text
     return collapse_whitespace(before) == before
 
 
@@ -118,13 +119,16 @@ def write_cached_table(table: pd.DataFrame, path: str, parser: argparse.Argument
     if Path(path).exists():
         parser.error(f"{path} exists: the table is written to a new file, never over one")
     engine = ScoringEngine()
-    analyses = engine.cached_analyses(table["text"])
-    cached = np.array([a is not None for a in analyses])
-    data = FeatureData.from_analyses(table[cached], [a for a in analyses if a is not None], workers=2)
-    for kept in ([base_table(base, engine, parser)] if base else []) + (
-            [carried_table(carry, table, engine, parser)] if carry else []):
-        kept = kept.subset(kept.table["id"].isin(set(table["id"]) - set(data.table["id"])).to_numpy())
-        data = FeatureData.concat([data, kept])  # save() writes the meta columns only: no text
+    kept = [base_table(base, engine, parser)] if base else []
+    kept += [carried_table(carry, table, engine, parser)] if carry else []
+    known = set().union(*(set(k.table["id"]) for k in kept))
+    rest = table[~table["id"].isin(known)]  # looking a text up normalises it: only those not kept already
+    analyses = engine.cached_analyses(rest["text"])
+    cached = np.array([a is not None for a in analyses], dtype=bool)
+    data = FeatureData.from_analyses(rest[cached], [a for a in analyses if a is not None], workers=2)
+    for part in kept:
+        part = part.subset(part.table["id"].isin(set(table["id"]) - set(data.table["id"])).to_numpy())
+        data = FeatureData.concat([data, part])  # save() writes the meta columns only: no text
     data.save(path, **engine_signature(engine))
     counts = data.table.groupby("dataset").size().to_dict()
     print(f"{path}: {len(data.table)} of {len(table)} texts ({counts}), {int(data.n_tokens.sum())} tokens", flush=True)

@@ -22,9 +22,13 @@ from detector.model import DetectorModel, score_or_none, single_openmp_thread
 from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
 from train import eval_metrics
 from train.balance import balanced_rows
+from train.families import HUMAN, families
 from train.fit import FeatureData, fit_classifier, fit_detector, with_learned
 from train.recipes import RECIPES
-from train.splits import train_val_test
+from train.splits import group_keys, in_group_share, train_val_test
+
+# The plain mean log-likelihood of the detector's own LM: the backbone every row is compared with.
+MEAN_LOGP = "likelihood"
 
 
 def zero_shot_scores(features: pd.DataFrame) -> pd.DataFrame:
@@ -56,28 +60,47 @@ def rule_row(y: np.ndarray, p: np.ndarray, said: np.ndarray) -> dict:
     }
 
 
-def held_out_rows(model: DetectorModel, test: FeatureData) -> list[dict]:
+def fold_zero_shot(train: FeatureData) -> str:
+    """The zero-shot score a user would pick knowing only the training rows: the best AUROC on them."""
+    y = train.table["label"].to_numpy()
+    zero = zero_shot_scores(train.features)
+    aurocs = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
+    return max(aurocs, key=lambda k: -np.inf if np.isnan(aurocs[k]) else aurocs[k])
+
+
+def held_out_rows(model: DetectorModel, test: FeatureData, chosen_zero_shot: str | None = None) -> list[dict]:
     """What the detector does on a set it never saw: the whole set (`part` "all", beside the zero-shot
-    scores on the same texts), each length band and each domain of it."""
+    scores on the same texts: the LM's mean log-likelihood, the zero-shot score chosen on the training rows
+    (`chosen_zero_shot`) and the best one in hindsight), each length band and each domain of it."""
     y = test.table["label"].to_numpy()
     p = model.p_machine_from_features(test.features)
     said = verdicts(model, test, p)
     zero = zero_shot_scores(test.features)
     zero_auroc = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
     best = max(zero_auroc, key=lambda k: -np.inf if np.isnan(zero_auroc[k]) else zero_auroc[k])
-    rows = [{"part": "all", **rule_row(y, p, said), "best_zero_shot": best,
-             "best_zero_shot_auroc": zero_auroc[best], "threshold": model.thresholds.machine,
+    chosen = chosen_zero_shot or best
+    rows = [{"part": "all", **rule_row(y, p, said), "mean_logp_auroc": zero_auroc[MEAN_LOGP],
+             "mean_logp_tpr_at_1fpr": _tpr_at_1fpr(y, zero[MEAN_LOGP]),
+             "fold_zero_shot": chosen, "fold_zero_shot_auroc": zero_auroc[chosen],
+             "fold_zero_shot_tpr_at_1fpr": _tpr_at_1fpr(y, zero[chosen]),
+             "best_zero_shot": best, "best_zero_shot_auroc": zero_auroc[best], "threshold": model.thresholds.machine,
              "min_tokens": model.thresholds.min_tokens}]
     for lo, hi, label in REPORT_BANDS:
         inside = (test.n_tokens >= lo) & (test.n_tokens < hi)
         if inside.any():
-            rows.append({"part": f"tokens {label}", **rule_row(y[inside], p[inside], said[inside])})
+            rows.append({"part": f"tokens {label}", **rule_row(y[inside], p[inside], said[inside]),
+                         "mean_logp_auroc": eval_metrics.auroc(y[inside], zero[MEAN_LOGP][inside]),
+                         "fold_zero_shot_auroc": eval_metrics.auroc(y[inside], zero[chosen][inside])})
     domains = test.table["domain"].astype(str).to_numpy()
     if len(set(domains)) > 1:
         for domain in sorted(set(domains)):
             inside = domains == domain
             rows.append({"part": f"domain {domain}", **rule_row(y[inside], p[inside], said[inside])})
     return rows
+
+
+def _tpr_at_1fpr(y: np.ndarray, score: pd.Series) -> float:
+    return eval_metrics.tpr_at_fpr(y, score, 0.01) if (y == 0).sum() >= 20 else np.nan
 
 
 def in_distribution_rows(model: DetectorModel, data: FeatureData, seed: int = 0,
@@ -147,10 +170,34 @@ class Setting:
 BEFORE = Setting("hgb-all", novelty=False, rule="pooled", references=False)
 
 
+def held_out_masks(pool: FeatureData, by: str, value: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(held out of training, tested) for one held-out `value` of `by`.
+
+    A dataset or domain: all of its rows, both. A generator family: its machine texts, and the humans of
+    the datasets and domains it appears in whose documents fall in a seeded half of the groups, are
+    tested; those documents (every row of their groups, machine texts of other families made from them
+    included) and the family's texts are kept out of training.
+    """
+    table = pool.table
+    if by != "family":
+        held = (table[by].astype(str) == value).to_numpy()
+        return held, held
+    kind = families(table).to_numpy()
+    machine = kind == value
+    corners = set(zip(table.loc[machine, "dataset"], table.loc[machine, "domain"], strict=True))
+    in_corner = np.array([c in corners for c in zip(table["dataset"], table["domain"], strict=True)])
+    groups = group_keys(table)
+    humans = (kind == HUMAN) & in_corner & in_group_share(table, 0.5, seed + 7)
+    tested = machine | humans
+    held = tested | groups.isin(set(groups[humans])).to_numpy()
+    return held, tested
+
+
 def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
                   references: FeatureData | None = None, extra: FeatureData | None = None,
                   train_on: FeatureData | None = None) -> pd.DataFrame:
-    """Rows per held-out value of `by` (dataset or domain): fit without it, test on all of it.
+    """Rows per held-out value of `by` (dataset, domain or generator family): fit without it, test on it
+    (`held_out_masks`).
 
     `extra` (e.g. the project's own generated machine text) only ever trains: rows of the held-out
     value are dropped from it, and the test sets stay those of `data`. `train_on` replaces `data` as
@@ -162,14 +209,36 @@ def leave_one_out(data: FeatureData, by: str, setting: Setting, seed: int = 0,
     from_data = np.arange(len(pool.table)) < len(data.table)
     trainable = ~from_data if train_on is not None else np.ones(len(pool.table), dtype=bool)
     split = train_val_test(pool.table, val=0.2, test=0.0, seed=seed).to_numpy()
-    for value in sorted(data.table[by].unique()):
-        held = (pool.table[by] == value).to_numpy()
-        test = pool.subset(held & from_data)
+    values = families(data.table) if by == "family" else data.table[by].astype(str)
+    for value in sorted(set(values) - {HUMAN}):
+        held, tested = held_out_masks(pool, by, value, seed)
+        test = pool.subset(tested & from_data)
         if test.table["label"].nunique() < 2:
             continue
         name = setting.name + (" + generated" if extra is not None else "")
-        for row in held_out_rows(setting.fit(pool, ~held & trainable, split, seed, references), test):
+        train = ~held & trainable
+        chosen = fold_zero_shot(pool.subset(train & (split == "train")))
+        for row in held_out_rows(setting.fit(pool, train, split, seed, references), test, chosen):
             rows.append({"setting": name, "held_out_by": by, "held_out": value, **row})
+    return pd.DataFrame(rows)
+
+
+def source_separability(table: pd.DataFrame, features: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """How well each feature alone tells one dataset's human texts from the other datasets' humans: the
+    AUROC of each dataset against the rest, folded (0.5 = cannot tell, 1 = tells perfectly), per feature
+    and dataset, with the worst. Among humans only, a feature that separates sources reads how a source
+    was formatted or sampled, not who wrote it."""
+    humans = (table["label"] == 0).to_numpy()
+    datasets = table["dataset"].astype(str).to_numpy()[humans]
+    rows = []
+    for name in names:
+        values = features[name].to_numpy()[humans]
+        row = {"feature": name}
+        for dataset in sorted(set(datasets)):
+            value = eval_metrics.auroc((datasets == dataset).astype(int), values)
+            row[dataset] = max(value, 1 - value)
+        row["worst"] = max(v for k, v in row.items() if k != "feature")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -221,7 +290,7 @@ def attacked_essays(data: FeatureData, setting: Setting, seed: int = 0,
     return pd.DataFrame(rows)
 
 
-def run_protocol(data: FeatureData, settings: Sequence[Setting], by: Sequence[str] = ("dataset", "domain"),
+def run_protocol(data: FeatureData, settings: Sequence[Setting], by: Sequence[str] = ("family", "dataset", "domain"),
                  seed: int = 0, references: FeatureData | None = None,
                  extra: FeatureData | None = None, train_on: FeatureData | None = None) -> pd.DataFrame:
     return pd.concat([leave_one_out(data, b, s, seed, references, extra, train_on) for s in settings for b in by],
@@ -286,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("features", help="feature table written by FeatureData.save (no texts)")
     parser.add_argument("--references", help="feature table of human reference texts (train.references)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--by", nargs="+", default=["dataset", "domain"], choices=["dataset", "domain"])
+    parser.add_argument("--by", nargs="+", default=["family", "dataset", "domain"],
+                        choices=["family", "dataset", "domain"])
     parser.add_argument("--out", help="CSV to write the protocol table to")
     parser.add_argument("--novelty", nargs="+", default=["on"], choices=["on", "off"],
                         help="with and/or without the novelty check of machine verdicts")

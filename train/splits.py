@@ -22,6 +22,11 @@ def _unit(key: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def in_group_share(table: pd.DataFrame, share: float, seed: int = 0, group_column: str = "pair_id") -> np.ndarray:
+    """Whether each row's group falls in a seeded `share` of the groups (a grouped random subset)."""
+    return group_keys(table, group_column).map(lambda k: _unit(k, seed) < share).to_numpy()
+
+
 def train_val_test(table: pd.DataFrame, val: float = 0.15, test: float = 0.15, seed: int = 0,
                    group_column: str = "pair_id") -> pd.Series:
     """'train' / 'val' / 'test' for each row, assigned per group."""
