@@ -65,7 +65,8 @@ def test_homoglyphs_come_from_unicode_confusables():
 
 def test_ordinary_text_is_untouched_by_normalisation():
     text = "It’s a café — naïve “quotes”, Zoë’s façade, 3–4 pages… and ½ cup.\n\nNew paragraph."
-    assert normalize(text).text == text
+    assert normalize(text).text == text.replace("\n\n", " ")  # every character kept; the layout read as spaces
+    assert normalize(text, keep_layout=True).text == text
     assert not normalize(text).altered
     for line in MINI.read_text().splitlines():
         assert not normalize(json.loads(line)["text"]).altered
