@@ -8,6 +8,7 @@ names are mapped with `text_column` / `label_column` and label values with `labe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -177,7 +178,7 @@ def opening(text: str, n_words: int = 12) -> str:
     """A document's first `n_words` words, lower-cased letters and digits only: the same source document
     cut at other lengths, or re-typed by another set, opens the same way."""
     cleaned = (re.sub(r"\W", "", word.lower()) for word in text.split())
-    return " ".join([w for w in cleaned if w][:n_words])
+    return " ".join(itertools.islice((w for w in cleaned if w), n_words))
 
 
 def link_documents(table: pd.DataFrame, openings: str) -> pd.DataFrame:

@@ -100,10 +100,7 @@ def carried_table(path: str, table: pd.DataFrame, engine: ScoringEngine,
     of this version (v3 less paragraph_len_mean)."""
     from train.default import engine_signature
 
-    data, metadata = FeatureData.load(path, missing_features=True)
-    wanted = {**engine_signature(engine), "feature_version": "3"}
-    if any(metadata.get(k) != v for k, v in wanted.items()):
-        parser.error(f"{path} was not computed as a version-3 table of this engine: {metadata}")
+    data = load_alike(path, {**engine_signature(engine), "feature_version": "3"}, parser)
     same = table[[reads_as_before(t) for t in table["text"]]].drop_duplicates("id").set_index("id")
     kept = data.subset(data.table["id"].isin(same.index).to_numpy())
     meta = same.loc[kept.table["id"]].reset_index()[kept.table.columns]

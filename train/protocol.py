@@ -52,7 +52,7 @@ def rule_row(y: np.ndarray, p: np.ndarray, said: np.ndarray) -> dict:
     human, machine = y == 0, y == 1
     return {
         "n_human": int(human.sum()), "n_machine": int(machine.sum()), "auroc": eval_metrics.auroc(y, p),
-        "tpr_at_1fpr": eval_metrics.tpr_at_fpr(y, p, 0.01) if human.sum() >= 20 else np.nan,
+        "tpr_at_1fpr": _tpr_at_1fpr(y, p),
         "human_called_machine": float(np.mean(said[human] == MACHINE)) if human.any() else np.nan,
         "human_uncertain": float(np.mean(said[human] == UNCERTAIN)) if human.any() else np.nan,
         "tpr_at_rule": float(np.mean(said[machine] == MACHINE)) if machine.any() else np.nan,
@@ -60,12 +60,15 @@ def rule_row(y: np.ndarray, p: np.ndarray, said: np.ndarray) -> dict:
     }
 
 
+def _zero_shot_aurocs(y: np.ndarray, zero: pd.DataFrame) -> tuple[dict[str, float], str]:
+    """Each zero-shot score's AUROC on these texts, and the name of the best (NaN counts as worst)."""
+    aurocs = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
+    return aurocs, max(aurocs, key=lambda k: -np.inf if np.isnan(aurocs[k]) else aurocs[k])
+
+
 def fold_zero_shot(train: FeatureData) -> str:
     """The zero-shot score a user would pick knowing only the training rows: the best AUROC on them."""
-    y = train.table["label"].to_numpy()
-    zero = zero_shot_scores(train.features)
-    aurocs = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
-    return max(aurocs, key=lambda k: -np.inf if np.isnan(aurocs[k]) else aurocs[k])
+    return _zero_shot_aurocs(train.table["label"].to_numpy(), zero_shot_scores(train.features))[1]
 
 
 def held_out_rows(model: DetectorModel, test: FeatureData, chosen_zero_shot: str | None = None) -> list[dict]:
@@ -76,8 +79,7 @@ def held_out_rows(model: DetectorModel, test: FeatureData, chosen_zero_shot: str
     p = model.p_machine_from_features(test.features)
     said = verdicts(model, test, p)
     zero = zero_shot_scores(test.features)
-    zero_auroc = {name: eval_metrics.auroc(y, zero[name]) for name in zero}
-    best = max(zero_auroc, key=lambda k: -np.inf if np.isnan(zero_auroc[k]) else zero_auroc[k])
+    zero_auroc, best = _zero_shot_aurocs(y, zero)
     chosen = chosen_zero_shot or best
     rows = [{"part": "all", **rule_row(y, p, said), "mean_logp_auroc": zero_auroc[MEAN_LOGP],
              "mean_logp_tpr_at_1fpr": _tpr_at_1fpr(y, zero[MEAN_LOGP]),
@@ -99,7 +101,8 @@ def held_out_rows(model: DetectorModel, test: FeatureData, chosen_zero_shot: str
     return rows
 
 
-def _tpr_at_1fpr(y: np.ndarray, score: pd.Series) -> float:
+def _tpr_at_1fpr(y: np.ndarray, score) -> float:
+    """TPR at 1% FPR on the set's own humans; NaN with fewer than 20 of them (no such quantile)."""
     return eval_metrics.tpr_at_fpr(y, score, 0.01) if (y == 0).sum() >= 20 else np.nan
 
 
