@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from detector.adaptation import Adaptation, BadAdaptation, MachineRows, cross_fit, inputs, nearest
 from detector.errors import UserError, first_line, printable
 from detector.lengths import THRESHOLD_EDGES
 from detector.novelty import Novelty, novelty_rows
 from detector.thresholds import Thresholds
 
 FORMAT = "mgt-detector-calibration-profile"
-VERSION = 1
+VERSION = 2  # 2: the ranking is refitted to the humans (detector.adaptation); 1: thresholds only, still read
 CONFIDENCE = 0.95  # of the binomial (Clopper-Pearson) bound
 BORDERLINE_FPR = 0.05
 # A warning when more of the "humans" than this lie above the model's own borderline threshold (which
@@ -43,6 +44,11 @@ BORDERLINE_FPR = 0.05
 MACHINE_LIKE_SHARE = 0.5
 MAX_NOVELTY_ROWS = 5000  # the novelty reference grows by at most this many rows (distance cost)
 MAX_PROFILE_BYTES = 64 * 1024 * 1024
+# The refit's positives when the user brings no machine texts: this many of the model's shipped machine
+# rows per calibration human (at least MIN_SHIPPED_MACHINES), the nearest to the humans in style first.
+SHIPPED_MACHINES_PER_HUMAN = 3
+MIN_SHIPPED_MACHINES = 500
+EXPECTED_RATES = (0.01, 0.02, 0.05)  # the rates the profile states an expected TPR for
 _EPS = 1e-9  # (n+1)(1-alpha) computed in floating point: 0.99 * 100 must count as 99, not 99.0000001
 
 
@@ -151,9 +157,10 @@ def length_thresholds(human_p: np.ndarray, n_tokens: np.ndarray, fpr: float, bor
     threshold was set on shorter texts, whose scores spread more (a looser, not a proven, promise).
     """
     human_p, n_tokens = np.asarray(human_p, dtype=float), np.asarray(n_tokens)
-    needed = max(minimum_humans(fpr), minimum_humans(borderline_fpr)) if min_humans is None else min_humans
-    if len(human_p) < needed:
+    least = max(minimum_humans(fpr), minimum_humans(borderline_fpr))
+    if len(human_p) < least:
         raise CalibrationError(too_few_message(len(human_p), fpr))
+    needed = max(least, min_humans or 0)
     starts = [int(min_tokens), *(int(e) for e in edges if e > min_tokens)]
     bands: list[Band] = []
     source: Band | None = None  # the last band whose thresholds were set on humans
@@ -255,6 +262,10 @@ class CalibrationProfile:
     machine_like_share: float
     warnings: list[str] = field(default_factory=list)
     machines: dict[str, Any] | None = None  # n, tpr on --machines texts
+    adaptation: Adaptation | None = None  # the refit of the last stage (None: thresholds only, version 1)
+    # TPR to expect at the profile's rule and at other rates, estimated out of fold: {"on", "n", "at_rule",
+    # "rates": {"0.01": tpr or None, ...}}
+    expected_tpr: dict[str, Any] | None = None
 
     # ----- applying
 
@@ -275,7 +286,7 @@ class CalibrationProfile:
         if self.engine and engine and engine != self.engine:
             warnings.warn(f"profile {self.name} was set on {self.engine} scores, scoring with {engine}: another "
                           "engine or precision shifts p(machine) and the rate the profile promises", stacklevel=2)
-        return model.with_rule(replace(self.thresholds), self.extend_novelty(model.novelty))
+        return model.with_rule(replace(self.thresholds), self.extend_novelty(model.novelty), self.adaptation)
 
     def extend_novelty(self, novelty: Novelty | None) -> Novelty | None:
         """The novelty check with this profile's human texts among its references: the user's own kind
@@ -295,7 +306,9 @@ class CalibrationProfile:
                 "bands": [_finite(asdict(b)) for b in self.bands], "guarantee": asdict(self.guarantee),
                 "novelty": {"features": self.novelty_features, "rows": self.novelty_rows},
                 "provenance": self.provenance, "machine_like_share": _nan_to_none(self.machine_like_share),
-                "warnings": self.warnings, "machines": self.machines}
+                "warnings": self.warnings, "machines": self.machines,
+                "adaptation": None if self.adaptation is None else self.adaptation.to_json(),
+                "expected_tpr": self.expected_tpr}
 
     def save(self, path: str | Path) -> Path:
         """Write the profile to a new file (never replaces one)."""
@@ -328,7 +341,7 @@ class CalibrationProfile:
                                f"{first_line(err, 120)})") from err
         try:
             return cls.from_json(data)
-        except _Invalid as err:
+        except (_Invalid, BadAdaptation) as err:
             raise ProfileError(f"{shown}: broken calibration profile ({err})") from err
 
     @classmethod
@@ -337,8 +350,9 @@ class CalibrationProfile:
         top = _Fields(data, "profile")
         if top.get("format", str) != FORMAT:
             raise _Invalid(f"format is not {FORMAT!r}: another kind of file")
-        if top.get("version", int) != VERSION:
-            raise _Invalid(f"version {data['version']} is not {VERSION}; made by another detector version")
+        version = top.get("version", int)
+        if version not in (1, VERSION):
+            raise _Invalid(f"version {version} is not 1 or {VERSION}; made by another detector version")
         model = _Fields(top.get("model", dict), "model")
         identity = {k: model.get(k, str) for k in ("name", "trained", "digest")}
         th = _Fields(top.get("thresholds", dict), "thresholds")
@@ -377,9 +391,16 @@ class CalibrationProfile:
             checked = _Fields(machines, "machines")
             machines = {"n": checked.count("n"), "tpr": checked.probability("tpr"),
                         "tpr_shipped": checked.probability("tpr_shipped")}
+        adaptation, expected = None, None
+        if version >= 2:
+            raw = top.get("adaptation", dict, nullable=True)
+            adaptation = None if raw is None else Adaptation.from_json(raw)
+            expected = top.get("expected_tpr", dict, nullable=True)
+            if expected is not None:
+                expected = _expected_tpr(_Fields(expected, "expected_tpr"))
         return cls(top.get("name", str), identity, top.get("engine", str), thresholds, bands, promise,
                    list(features), [[float(v) for v in row] for row in rows], top.get("provenance", dict),
-                   share, list(warnings_), machines)
+                   share, list(warnings_), machines, adaptation, expected)
 
     # ----- for people
 
@@ -395,6 +416,14 @@ class CalibrationProfile:
             lines.append(f"  {band.from_tokens:>4}+ tokens: {band.n_humans:>5} humans, machine > {band.machine:.3f}, "
                          f"borderline > {band.borderline:.3f} ({source}{upper})")
         lines.append(f"guarantee: {self.guarantee.note}")
+        if self.adaptation is not None:
+            lines.append("ranking refitted to these humans (cross-fitted, detector.adaptation): the thresholds are "
+                         "set on out-of-fold scores, a cross-conformal promise (checked in CALIBRATION.md)")
+        if self.expected_tpr:
+            rates = ", ".join(f"{float(rate):.0%}: " + ("n/a" if tpr is None else f"{tpr:.0%}")
+                              for rate, tpr in self.expected_tpr["rates"].items())
+            lines.append(f"expected TPR at this profile's rule {self.expected_tpr['at_rule']:.0%} ({rates} false "
+                         f"positives), out of fold on {self.expected_tpr['on']}")
         if self.machines:
             lines.append(f"machine texts: {self.machines['n']} scored, {self.machines['tpr']:.1%} called machine "
                          f"by this profile (the model's own rule: {self.machines['tpr_shipped']:.1%})")
@@ -404,13 +433,20 @@ class CalibrationProfile:
 
 def build_profile(name: str, model: Any, human_p: np.ndarray, n_tokens: np.ndarray, problems: Sequence[str],
                   novelty_rows: np.ndarray | None, texts: Sequence[str], fpr: float = 0.01,
-                  borderline_fpr: float = BORDERLINE_FPR, humans: str = "", seed: int = 0) -> CalibrationProfile:
+                  borderline_fpr: float = BORDERLINE_FPR, humans: str = "", seed: int = 0,
+                  features: Any = None, machines: Any = None, machine_tokens: np.ndarray | None = None,
+                  adapt: bool = True) -> CalibrationProfile:
     """A profile from the human texts' scores (p(machine), tokens, text problems) under `model`.
 
     Only texts the verdict rule would judge set the thresholds (a score, no text problem, at least
     the model's `min_tokens`): the guarantee is about those. `novelty_rows` are their raw novelty
     feature rows (all texts given, in order; None when the model has no novelty check). `texts` are
     digested for the provenance (a benchmark without texts passes their ids).
+
+    With `features` (the humans' feature table, in order) and `adapt`, the ranking is refitted to the
+    humans against machine texts (`machines`, a feature table of the user's own with `machine_tokens`,
+    and the model's shipped machine rows nearest the humans; `detector.adaptation`) and the thresholds
+    are set on the humans' out-of-fold scores. Without machine texts of either kind: thresholds only.
     """
     _check_rate(fpr, "--fpr")
     _check_rate(borderline_fpr, "borderline fpr")
@@ -419,14 +455,24 @@ def build_profile(name: str, model: Any, human_p: np.ndarray, n_tokens: np.ndarr
     human_p, n_tokens = np.asarray(human_p, dtype=float), np.asarray(n_tokens)
     shipped = model.thresholds
     judged = np.isfinite(human_p) & (n_tokens >= shipped.min_tokens) & (np.asarray(problems, dtype=object) == "")
-    thresholds, bands = length_thresholds(human_p[judged], n_tokens[judged], fpr, borderline_fpr, shipped.min_tokens)
+    if judged.sum() < max(minimum_humans(fpr), minimum_humans(borderline_fpr)):
+        raise CalibrationError(too_few_message(int(judged.sum()), fpr))
+    scores, refit = human_p[judged], None
+    if adapt and features is not None:
+        refit = _refit(model, features.iloc[np.flatnonzero(judged)], scores, machines, machine_tokens, seed)
+        if refit is not None:
+            scores = refit.fit.human_p
+    # A band gets thresholds of its own only with enough humans to promise `fpr` at CONFIDENCE (~300 at 1%):
+    # the conformal threshold of 100 humans is their maximum, a noisy cut that gives away what the ranking catches.
+    thresholds, bands = length_thresholds(scores, n_tokens[judged], fpr, borderline_fpr, shipped.min_tokens,
+                                          min_humans=humans_for_confidence(fpr) if refit is not None else None)
     share = machine_like_share(human_p[judged], n_tokens[judged], shipped)
     warning = machine_like_warning(share, shipped)
-    promise = guarantee(human_p[judged], n_tokens[judged], thresholds)
-    features: list[str] = []
+    promise = guarantee(scores, n_tokens[judged], thresholds)
+    features_: list[str] = []
     rows: list[list[float]] = []
     if novelty_rows is not None and model.novelty is not None:
-        features = list(model.novelty.features)
+        features_ = list(model.novelty.features)
         kept = np.asarray(novelty_rows, dtype=float)[judged]
         kept = kept[np.isfinite(kept).all(axis=1)]
         if len(kept) > MAX_NOVELTY_ROWS:
@@ -440,8 +486,81 @@ def build_profile(name: str, model: Any, human_p: np.ndarray, n_tokens: np.ndarr
     if promise.n_humans < promise.humans_needed_at_confidence:
         warnings_.append(f"{promise.n_humans} human texts promise {fpr:.1%} false positives on average only, not "
                          f"at {CONFIDENCE:.0%} confidence (about {promise.humans_needed_at_confidence} needed)")
-    return CalibrationProfile(name, model_identity(model), _engine_of(model), thresholds, bands, promise,
-                              features, rows, provenance, share, warnings_)
+    profile = CalibrationProfile(name, model_identity(model), _engine_of(model), thresholds, bands, promise,
+                                 features_, rows, provenance, share, warnings_)
+    if refit is not None:
+        profile.adaptation, profile.expected_tpr = refit.fit.adaptation, refit.expected(thresholds, scores)
+    return profile
+
+
+@dataclass
+class _Refit:
+    """A cross-fitted adaptation and the machine texts it was judged on."""
+
+    fit: Any  # detector.adaptation.CrossFit
+    machine_tokens: np.ndarray  # of the machine rows, in the fit's order
+    estimated_on: np.ndarray  # which machine rows the expected TPR is estimated on (the user's, if any)
+    on: str
+
+    def expected(self, thresholds: Thresholds, human_scores: np.ndarray) -> dict[str, Any]:
+        """Out-of-fold TPR at the profile's rule (by length) and at pooled thresholds for other rates."""
+        machine_p = self.fit.machine_p[self.estimated_on]
+        tokens = self.machine_tokens[self.estimated_on]
+        rule = np.array([thresholds.for_length(int(t))[0] for t in tokens])
+        rates: dict[str, float | None] = {}
+        for rate in EXPECTED_RATES:
+            enough = len(human_scores) >= minimum_humans(rate)
+            rates[f"{rate:g}"] = (float(np.mean(machine_p > conformal_threshold(human_scores, rate)))
+                                  if enough else None)
+        return {"on": self.on, "n": int(len(machine_p)), "at_rule": float(np.mean(machine_p > rule)), "rates": rates}
+
+
+def _refit(model: Any, humans: Any, human_p: np.ndarray, machines: Any, machine_tokens: np.ndarray | None,
+           seed: int) -> _Refit | None:
+    """Cross-fit the adaptation on the judged humans against the user's machines and the shipped rows
+    nearest the humans; None when there are no machine texts of either kind."""
+    import pandas as pd
+
+    parts, tokens, own = [], [], []
+    shipped: MachineRows | None = getattr(model, "machine_rows", None)
+    if shipped is not None:
+        table = shipped.table()
+        take = nearest(_style(model, humans), _style(model, table),
+                       max(MIN_SHIPPED_MACHINES, SHIPPED_MACHINES_PER_HUMAN * len(humans)))
+        parts.append(table.iloc[take]), tokens.append(shipped.n_tokens[take]), own.append(np.zeros(len(take), bool))
+    if machines is not None and len(machines):
+        parts.append(machines.reset_index(drop=True)), tokens.append(np.asarray(machine_tokens))
+        own.append(np.ones(len(machines), bool))
+    if not parts:
+        return None
+    table = pd.concat(parts, ignore_index=True)
+    machine_x = inputs(table, model.shipped_p_machine(table))
+    usable = np.isfinite(machine_x).all(axis=1)
+    own_rows = np.concatenate(own)[usable]
+    fit = cross_fit(inputs(humans, human_p), machine_x[usable], seed=seed, own=own_rows)
+    on = (f"your {int(own_rows.sum())} machine texts" if own_rows.any()
+          else f"the model's {int(usable.sum())} shipped machine texts nearest your humans in style")
+    return _Refit(fit, np.concatenate(tokens)[usable], own_rows if own_rows.any() else ~own_rows, on)
+
+
+def _style(model: Any, table: Any) -> np.ndarray:
+    """Rows in the model's novelty space (its style features, robustly scaled), or the refit's criteria."""
+    from detector.adaptation import CRITERIA
+    from detector.novelty import novelty_rows
+
+    if model.novelty is not None:
+        rows = table[list(model.novelty.features)].to_numpy(dtype=float)
+        return np.nan_to_num(novelty_rows(rows, model.novelty.center, model.novelty.scale))
+    rows = table[list(CRITERIA)].to_numpy(dtype=float)
+    return np.nan_to_num((rows - np.nanmean(rows, axis=0)) / (np.nanstd(rows, axis=0) + 1e-9))
+
+
+def _expected_tpr(fields: _Fields) -> dict[str, Any]:
+    rates = fields.get("rates", dict)
+    checked = _Fields(rates, "expected_tpr.rates")
+    out = {key: (None if rates[key] is None else checked.probability(key)) for key in rates}
+    return {"on": fields.get("on", str), "n": fields.count("n"), "at_rule": fields.probability("at_rule"),
+            "rates": out}
 
 
 def with_machines(profile: CalibrationProfile, tpr: float, tpr_shipped: float, n: int) -> CalibrationProfile:
@@ -529,20 +648,26 @@ class _Fields:
 
 def calibrate(detector: Any, humans: Sequence[str], name: str, fpr: float = 0.01,
               machines: Sequence[str] | None = None, source: str = "", batch_size: int = 16,
-              progress: Any = None) -> CalibrationProfile:
-    """Score the human texts once with `detector` (a `Detector` without a profile; the stats cache
-    serves texts seen before) and build their profile; with `machines`, record its TPR on them.
+              progress: Any = None, adapt: bool = True) -> CalibrationProfile:
+    """Score the human texts (and `machines`) once with `detector` (a `Detector` without a profile; the
+    stats cache serves texts seen before) and build their profile: the ranking refitted to them unless
+    `adapt` is False, and with `machines`, its TPR on them (out of fold where they trained the refit).
     `progress` (e.g. a tqdm bar) is advanced by the number of texts of each batch."""
     if getattr(detector, "profile", None) is not None:
         raise CalibrationError("calibrate with the model's own thresholds, not with another profile applied")
     _check_rate(fpr, "--fpr")
     model = detector.model
     scored = _score(detector, humans, batch_size, progress)
+    other = _score(detector, machines, batch_size, progress) if machines else None
     profile = build_profile(name, model, scored.p, scored.n_tokens, scored.problems, scored.novelty_rows(model),
-                            humans, fpr, humans=source)
-    if machines:
-        other = _score(detector, machines, batch_size, progress)
-        tpr = float(np.mean(other.verdicts(profile.apply(model), profile.name) == "machine"))
+                            humans, fpr, humans=source, features=scored.table, adapt=adapt,
+                            machines=None if other is None else other.table[other.p == other.p],
+                            machine_tokens=None if other is None else other.n_tokens[other.p == other.p])
+    if other is not None:
+        if profile.adaptation is not None:  # the refit learned from them: judged out of fold
+            tpr = profile.expected_tpr["at_rule"]
+        else:
+            tpr = float(np.mean(other.verdicts(profile.apply(model), profile.name) == "machine"))
         tpr_shipped = float(np.mean(other.verdicts(model) == "machine"))
         profile = with_machines(profile, tpr, tpr_shipped, len(machines))
     return profile

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from detector.adaptation import Adaptation, BadMachineRows, MachineRows
 from detector.errors import UserError, first_line
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine
 from detector.forest_arrays import BadArrays, ForestArrays, export
@@ -217,7 +218,8 @@ class DetectorModel:
 
     def __init__(self, pipeline: Pipeline | None, thresholds: Thresholds, card: ModelCard | None = None,
                  novelty: Novelty | None = None, *, forest: ForestArrays | None = None,
-                 source: Path | None = None, lm: ScoringEngine | None = None):
+                 source: Path | None = None, lm: ScoringEngine | None = None,
+                 machine_rows: MachineRows | None = None):
         """`pipeline` may be None only with the `source` file it is loaded from when asked for and the
         `lm` settings its feature extractor holds."""
         if pipeline is None and (source is None or lm is None):
@@ -227,6 +229,9 @@ class DetectorModel:
         self.card = card if card is not None else ModelCard()
         self.novelty = novelty  # out-of-distribution check of `machine` verdicts
         self.forest = forest  # the classifier steps as arrays, where the recipe allows
+        # Training machine texts' feature rows: the positives of a calibration profile's refit.
+        self.machine_rows = machine_rows
+        self.adaptation: Adaptation | None = None  # a calibration profile's refit of the last stage
         self._source = source
         self._lm = lm if lm is not None else pipeline.named_steps["features"].scoring_engine
 
@@ -245,11 +250,12 @@ class DetectorModel:
         self._pipeline, self.forest = pipeline, None
         self._lm = pipeline.named_steps["features"].scoring_engine
 
-    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None) -> DetectorModel:
-        """A copy with other verdict thresholds and novelty check (a calibration profile's); the
-        classifier and LM settings are shared, and this model is left as it was."""
+    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None,
+                  adaptation: Adaptation | None = None) -> DetectorModel:
+        """A copy with other verdict thresholds, novelty check and refit of the last stage (a calibration
+        profile's); the classifier and LM settings are shared, and this model is left as it was."""
         model = copy.copy(self)
-        model.thresholds, model.novelty = thresholds, novelty
+        model.thresholds, model.novelty, model.adaptation = thresholds, novelty, adaptation
         return model
 
     def novelty_reasons(self, table: pd.DataFrame) -> list[str | None]:
@@ -323,7 +329,13 @@ class DetectorModel:
         return note
 
     def p_machine_from_features(self, table: pd.DataFrame) -> np.ndarray:
-        """p(machine) from a feature table; rows with missing features get NaN."""
+        """p(machine) from a feature table (adapted to a calibration profile's humans where one is
+        applied); rows with missing features get NaN."""
+        p = self.shipped_p_machine(table)
+        return p if self.adaptation is None else self.adaptation.p_machine(table, p)
+
+    def shipped_p_machine(self, table: pd.DataFrame) -> np.ndarray:
+        """p(machine) of the trained classifier itself, before any profile's refit."""
         forest = self.forest
         if forest is None:
             return p_machine_of(self.classifier, table)
@@ -345,6 +357,8 @@ class DetectorModel:
         self.card.write(folder / CARD_FILE)
         if self.novelty is not None:
             self.novelty.save(folder)
+        if self.machine_rows is not None:
+            self.machine_rows.save(folder)
         return folder
 
     @classmethod
@@ -368,13 +382,15 @@ class DetectorModel:
         kept = _forest_file(model_file, cache_dir) if cache_dir is not None else None
         forest, lm = _kept_forest(kept, card)
         if forest is not None:
-            model = cls(None, card.thresholds, card, _novelty(folder), forest=forest, source=model_file, lm=lm)
+            model = cls(None, card.thresholds, card, _novelty(folder), forest=forest, source=model_file, lm=lm,
+                        machine_rows=_machine_rows(folder))
         else:
             pipeline = _load_pipeline(model_file)
             forest = export(pipeline[1:], list(FEATURE_NAMES))
             if forest is not None and kept is not None:
                 _keep_forest(forest, kept)
-            model = cls(pipeline, card.thresholds, card, _novelty(folder), forest=forest, source=model_file)
+            model = cls(pipeline, card.thresholds, card, _novelty(folder), forest=forest, source=model_file,
+                        machine_rows=_machine_rows(folder))
         model.check_engine()
         return model
 
@@ -383,6 +399,13 @@ def _novelty(folder: Path) -> Novelty | None:
     try:
         return Novelty.load(folder)
     except BadNovelty as err:
+        raise ModelError(first_line(err, 300)) from err
+
+
+def _machine_rows(folder: Path) -> MachineRows | None:
+    try:
+        return MachineRows.load(folder)
+    except BadMachineRows as err:
         raise ModelError(first_line(err, 300)) from err
 
 

@@ -63,7 +63,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     total = len(humans) + len(machines or [])
     with tqdm(total=total, unit="text", desc="scoring", disable=total < 2 or args.quiet) as bar:
         profile = calibrate(detector, humans, Path(args.output).name, args.fpr, machines, source=args.humans,
-                            batch_size=args.batch_size, progress=bar)
+                            batch_size=args.batch_size, progress=bar, adapt=not args.thresholds_only)
     profile.save(args.output)
     for line in profile.summary():
         print(f"detector: {printable(line)}", file=sys.stderr)
@@ -88,15 +88,18 @@ def add_commands(sub) -> None:
     parser = add_parser(sub, "calibrate", "set the verdict thresholds on your own human texts (a profile file)",
                         EXAMPLES, description=(
                             "Score human texts of your own (last year's essays, an archive, pre-2022 posts) once and "
-                            "write a calibration profile: thresholds per length band for the false-positive rate "
-                            "asked, by the split-conformal rule (expected rate at most --fpr on human texts like "
-                            "these), with its 95% binomial bound. Use it with --profile on score, serve and "
-                            "score-corpus."))
+                            "write a calibration profile: the ranking's last stage refitted to them against machine "
+                            "texts (the model's shipped machine rows nearest your humans, and --machines), cross-"
+                            "fitted, and thresholds per length band set on the humans' out-of-fold scores for the "
+                            "false-positive rate asked, with its 95% binomial bound and the TPR to expect. Use it "
+                            "with --profile on score, serve and score-corpus."))
     parser.add_argument("--humans", required=True, metavar="SPEC",
                         help="human texts: a folder or file(s) (one text each), or a JSONL/CSV/Parquet table "
                              "(one text per row, see --text-column)")
-    parser.add_argument("--machines", metavar="SPEC", help="machine texts of the same kind, to report the "
-                        "profile's TPR on (optional)")
+    parser.add_argument("--machines", metavar="SPEC", help="machine texts of the same kind (optional): the refit "
+                        "learns from them too, and the profile's TPR is measured on them out of fold")
+    parser.add_argument("--thresholds-only", action="store_true",
+                        help="only set thresholds on the model's own scores (no refit; the first profile version)")
     add_text_column(parser)
     parser.add_argument("--fpr", type=rate, default=0.01, help="false-positive rate to set the machine threshold for")
     parser.add_argument("--output", "-o", required=True, metavar="PROFILE",

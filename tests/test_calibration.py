@@ -46,8 +46,8 @@ class FakeModel:
     novelty: Novelty | None = None
     engine: str = "openvino-bfloat16"
 
-    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None) -> FakeModel:  # as DetectorModel's
-        return replace(self, thresholds=thresholds, novelty=novelty)
+    def with_rule(self, thresholds: Thresholds, novelty: Novelty | None, adaptation=None) -> FakeModel:
+        return replace(self, thresholds=thresholds, novelty=novelty)  # as DetectorModel's
 
 
 def fake_model(name: str = "m", novelty: Novelty | None = None) -> FakeModel:
@@ -212,7 +212,9 @@ def test_corrupt_or_foreign_files_are_refused_in_one_line(tmp_path, content, exp
     (lambda d: d["thresholds"].update(machine=1.5), "is not a probability"),
     (lambda d: d["thresholds"].update(machine_fpr=0), "is not a rate"),
     (lambda d: d["thresholds"].update(by_length=[[64, 0.5]]), "thresholds.by_length"),
-    (lambda d: d.update(version=2), "another detector version"),
+    (lambda d: d.update(version=3), "another detector version"),
+    (lambda d: d.update(adaptation={"inputs": ["logp_mean"]}), "adaptation.inputs"),
+    (lambda d: d.update(expected_tpr={"on": "x", "n": 3, "at_rule": 1.5, "rates": {}}), "expected_tpr.at_rule"),
     (lambda d: d["model"].pop("digest"), "model.digest is missing"),
     (lambda d: d["novelty"].update(features=["a"], rows=[[1.0, 2.0]]), "novelty.rows"),
     (lambda d: d["guarantee"].update(n_humans=-3), "guarantee.n_humans is negative"),
@@ -316,7 +318,10 @@ def test_calibrate_prints_counts_thresholds_guarantee_and_tpr_and_logs_a_run(cal
     assert "human texts used of 40 given" in stderr and "machine >" in stderr
     assert "guarantee: expected false-positive rate at most 5.0%" in stderr and "95% upper bound" in stderr
     assert "machine texts: 40 scored" in stderr and "mlflow run" in stderr
+    assert "ranking refitted to these humans" in stderr and "expected TPR at this profile's rule" in stderr
     profile = CalibrationProfile.load(path)
+    # The refit learned from the 40 machine texts given and the shipped rows nearest the humans.
+    assert profile.adaptation is not None and profile.expected_tpr["on"].startswith("your ")
     assert profile.thresholds.machine_fpr == 0.05 and profile.machines["n"] == 40
     assert profile.provenance["n_texts"] == 40 and len(profile.novelty_rows) == profile.provenance["n_used"]
     import mlflow

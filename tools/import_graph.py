@@ -43,7 +43,7 @@ LAYERS = {
     "lm": ("token_stats", "lm", "ov_engine", "torch_engine", "runtime", "cache", "metrics"),
     "text": ("normalize", "text"),
     "features": ("stylometry", "dynamics", "features"),
-    "decision": ("lengths", "thresholds", "novelty", "verdict"),
+    "decision": ("lengths", "thresholds", "novelty", "adaptation", "verdict"),
     "model": ("extractor", "forest_arrays", "model", "model_check", "model_uri"),
     "detector": ("calibration", "detector", "explain", "ahead", ""),  # "": the package itself (it re-exports Detector)
     "io": ("decoding", "documents", "sources", "jsonl", "tables", "inputs", "record", "report", "outputs",

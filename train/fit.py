@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from detector.adaptation import MachineRows
 from detector.explain import feature_reference
 from detector.extractor import FeatureExtractor
 from detector.features import FEATURE_NAMES, Analysis, ScoringEngine
@@ -208,6 +209,9 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
     else:  # "by-length": the worst-group rule in each length band
         model.thresholds = Thresholds.worst_group_by_length(human_p, human_groups(humans.table), humans.n_tokens,
                                                             fpr, 0.05, min_tokens)
+    train_machines = train.table["label"].to_numpy() == 1
+    # Shipped with the model: a calibration profile refits the ranking against them (detector.adaptation).
+    model.machine_rows = MachineRows.sample(train.features[train_machines], train.n_tokens[train_machines], seed=seed)
     if novelty:
         train_humans = train.features[train.table["label"].to_numpy() == 0]
         if references is not None:
