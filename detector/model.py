@@ -51,6 +51,7 @@ TRUSTED_TYPES = frozenset({
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",  # a forest recipe may hold (model_check validates it)
     "sklearn.ensemble._forest.RandomForestClassifier",  # rf
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",  # hgb
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
@@ -61,6 +62,7 @@ TRUSTED_TYPES = frozenset({
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",  # hgb: its classes (checked to be 0 and 1)
     "sklearn.tree._classes.DecisionTreeClassifier",  # rf
+    "sklearn.tree._classes.ExtraTreeClassifier",  # extra trees
     "sklearn.tree._tree.Tree",  # rf
 })
 

@@ -118,3 +118,43 @@ def tiny_model_dir(tmp_path_factory, mini_table):
     folder = tmp_path_factory.mktemp("tiny_model")
     train_run(mini_table, classifier="logreg", mlflow_enabled=False, output=folder, progress=False)
     return folder
+
+
+def random_feature_table(n: int, seed: int):
+    """A feature table of standard-normal numbers (no LM): for tests of what a classifier file holds."""
+    import numpy as np
+    import pandas as pd
+
+    from detector.features import FEATURE_NAMES
+
+    return pd.DataFrame(np.random.default_rng(seed).normal(size=(n, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+
+
+def tiny_detector_folder(folder: Path, estimator, n: int = 120) -> Path:
+    """A detector folder: the shipped card and a pipeline whose classifier (`estimator`, calibrated once,
+    as the forest recipes are) is fitted on `n` rows of random numbers."""
+    import numpy as np
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from detector.extractor import FeatureExtractor
+    from detector.features import FEATURE_NAMES
+    from detector.model import DEFAULT_MODEL_DIR, DetectorModel
+
+    table = random_feature_table(n, 0)
+    labels = (table.iloc[:, 0] + np.random.default_rng(1).normal(size=len(table)) > 0).astype(int)
+    steps = Pipeline([
+        ("select", ColumnTransformer([("keep", "passthrough", list(FEATURE_NAMES))], verbose_feature_names_out=False)),
+        ("impute", SimpleImputer(strategy="median")),
+        ("scale", StandardScaler()),
+        ("classify", CalibratedClassifierCV(estimator, method="sigmoid", cv=3, ensemble=False)),
+    ]).fit(table, labels)
+    model = DetectorModel.load(DEFAULT_MODEL_DIR)
+    model.pipeline = Pipeline([("features", FeatureExtractor()), *steps.steps])
+    model.novelty = None
+    folder.mkdir(parents=True)
+    model.save(folder)
+    return folder

@@ -1,5 +1,8 @@
-"""detector.forest_arrays: the shipped forest as plain arrays gives the pipeline's p(machine) to the bit,
-refuses arrays that would index outside themselves, and lets a loaded model score without scikit-learn."""
+"""detector.forest_arrays: a forest model as plain arrays gives the pipeline's p(machine) to the bit,
+refuses arrays that would index outside themselves, and lets a loaded model score without scikit-learn.
+
+The shipped default is gradient boosting (it predicts through its pipeline); the forest recipes remain
+among those `detector train` offers, so a forest of 50 trees fitted on random numbers stands in for them."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tiny_detector_folder
+from sklearn.ensemble import RandomForestClassifier
 
 from detector.features import FEATURE_NAMES
 from detector.forest_arrays import BadArrays, ForestArrays, export
@@ -18,8 +22,14 @@ from detector.model import FOREST_CACHE, DetectorModel, p_machine_of
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
-    return DetectorModel.load(cache_dir=tmp_path_factory.mktemp("cache"))
+def forest_folder(tmp_path_factory):
+    forest = RandomForestClassifier(n_estimators=50, min_samples_leaf=5, random_state=0)
+    return tiny_detector_folder(tmp_path_factory.mktemp("forest") / "model", forest, n=600)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory, forest_folder):
+    return DetectorModel.load(forest_folder, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 def feature_rows(model: DetectorModel, n: int, seed: int = 0) -> pd.DataFrame:
@@ -101,10 +111,10 @@ def _set(array: np.ndarray, at: int, value) -> np.ndarray:
     return out
 
 
-def test_a_second_load_reads_the_kept_arrays_and_builds_no_pipeline(tmp_path):
-    first = DetectorModel.load(cache_dir=tmp_path)
+def test_a_second_load_reads_the_kept_arrays_and_builds_no_pipeline(tmp_path, forest_folder):
+    first = DetectorModel.load(forest_folder, cache_dir=tmp_path)
     [kept] = (tmp_path / FOREST_CACHE).glob("*.npz")
-    second = DetectorModel.load(cache_dir=tmp_path)
+    second = DetectorModel.load(forest_folder, cache_dir=tmp_path)
     assert second._pipeline is None and second.forest is not None
     assert second.scoring_engine == first.scoring_engine
     table = feature_rows(first, 300, seed=2)
@@ -114,12 +124,12 @@ def test_a_second_load_reads_the_kept_arrays_and_builds_no_pipeline(tmp_path):
     assert second.pipeline.named_steps["features"].cache is None
 
     kept.write_bytes(b"not an npz")  # a damaged cache file: the skops file is read again, the arrays rewritten
-    third = DetectorModel.load(cache_dir=tmp_path)
+    third = DetectorModel.load(forest_folder, cache_dir=tmp_path)
     assert third._pipeline is not None and ForestArrays.load(kept) is not None
 
 
-def test_scoring_features_with_a_loaded_model_imports_no_scikit_learn(tmp_path):
-    DetectorModel.load(cache_dir=tmp_path)  # keeps the arrays
+def test_scoring_features_with_a_loaded_model_imports_no_scikit_learn(tmp_path, forest_folder):
+    DetectorModel.load(forest_folder, cache_dir=tmp_path)  # keeps the arrays
     script = f"""
 import sys
 from pathlib import Path
@@ -127,7 +137,7 @@ import numpy as np, pandas as pd
 from detector.detector import Detector
 from detector.features import FEATURE_NAMES
 from detector.model import DetectorModel
-model = DetectorModel.load(cache_dir=Path({str(tmp_path)!r}))
+model = DetectorModel.load(Path({str(forest_folder)!r}), cache_dir=Path({str(tmp_path)!r}))
 row = pd.DataFrame([np.zeros(len(FEATURE_NAMES))], columns=list(FEATURE_NAMES))
 p = model.p_machine_from_features(row)
 reasons = model.novelty_reasons(row)

@@ -20,18 +20,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import ROOT
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
+from conftest import ROOT, random_feature_table, tiny_detector_folder
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-from detector.extractor import FeatureExtractor
 from detector.features import FEATURE_NAMES
 from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel, ModelError
 
@@ -39,35 +32,12 @@ N_FEATURES = len(FEATURE_NAMES)
 FAR = 2**40  # an index far past any array: reading there is a segfault, not a quiet wrong value
 
 
-def _random_table(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(rng.normal(size=(n, N_FEATURES)), columns=list(FEATURE_NAMES))
-
-
-def _tiny_model(folder: Path, estimator) -> Path:
-    """A detector folder: the shipped card and a pipeline whose classifier is fitted on random numbers."""
-    table = _random_table(120, 0)
-    labels = (table.iloc[:, 0] + np.random.default_rng(1).normal(size=len(table)) > 0).astype(int)
-    steps = Pipeline([
-        ("select", ColumnTransformer([("keep", "passthrough", list(FEATURE_NAMES))], verbose_feature_names_out=False)),
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("classify", CalibratedClassifierCV(estimator, method="sigmoid", cv=3, ensemble=False)),
-    ]).fit(table, labels)
-    model = DetectorModel.load(DEFAULT_MODEL_DIR)
-    model.pipeline = Pipeline([("features", FeatureExtractor()), *steps.steps])
-    model.novelty = None
-    folder.mkdir(parents=True)
-    model.save(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     return {
-        "rf": _tiny_model(root / "rf", RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0)),
-        "hgb": _tiny_model(root / "hgb", HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=7)),
+        "rf": tiny_detector_folder(root / "rf", RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0)),
+        "hgb": tiny_detector_folder(root / "hgb", HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=7)),
     }
 
 
@@ -332,8 +302,8 @@ OTHER_CLASSIFIERS = [LogisticRegression(max_iter=1000), ExtraTreesClassifier(n_e
 
 @pytest.mark.parametrize("estimator", OTHER_CLASSIFIERS, ids=["logreg", "extra-trees"])
 def test_the_other_classifiers_a_recipe_can_hold_pass_the_check(tmp_path, estimator):
-    model = DetectorModel.load(_tiny_model(tmp_path / "model", estimator))
-    assert model.p_machine_from_features(_random_table(8, 3)).shape == (8,)
+    model = DetectorModel.load(tiny_detector_folder(tmp_path / "model", estimator))
+    assert model.p_machine_from_features(random_feature_table(8, 3)).shape == (8,)
 
 
 def test_a_model_whose_novelty_file_is_crafted_is_refused_with_a_model_error(tiny_models, tmp_path):
