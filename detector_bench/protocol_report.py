@@ -118,12 +118,13 @@ def run_all(data: FeatureData, refs: FeatureData | None, chosen: Setting,
             rivals: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(protocol rows of every setting, reference-check rows)."""
     old = data.subset(data.table["dataset"].isin(OLD_DATASETS).to_numpy())
-    frames = [run_protocol(data, [chosen, *rival_settings(chosen, rivals)], references=refs),
+    frames = [run_protocol(data, [chosen], references=refs),
+              run_protocol(data, rival_settings(chosen, rivals), by=("family", "dataset"), references=refs),
               run_protocol(data, [BEFORE], by=("family", "dataset"), references=refs,
                            train_on=old).assign(setting=BEFORE_LABEL),
               run_protocol(data, gate_settings(chosen), by=("family",), references=refs),
               run_protocol(data, [s for s in ablation_settings(chosen) if s not in {chosen, *rival_settings(
-                  chosen, rivals)}], by=("family",), references=refs)]  # those two ran the whole protocol
+                  chosen, rivals)}], by=("family",), references=refs)]  # those ran families already
     checks = pd.DataFrame()
     if refs is not None:
         checks = pd.concat([reference_check(data, s, refs) for s in [chosen, *rival_settings(chosen, rivals)]]
