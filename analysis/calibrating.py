@@ -35,14 +35,15 @@ def split(texts: Sequence[str], share: float = 0.5, seed: int = 0) -> tuple[list
 
 
 def verdicts_before_after(detector, calibrated, groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """One row per text of each group: p(machine), tokens, and the verdict of `detector` (the model's
-    own thresholds) and of `calibrated` (the same model with a profile), from one LM pass per text."""
+    """One row per text of each group: p(machine) and verdict of `detector` (the model's own) and of
+    `calibrated` (the same model with a profile: its refitted p(machine) and thresholds), and tokens,
+    from one LM pass per text."""
     rows = []
     for group, texts in groups.items():
         analyses = detector.analyse(list(texts))
         for before, after in zip(detector.results(analyses), calibrated.results(analyses), strict=True):
-            rows.append({"group": group, "p_machine": before.p_machine, "n_tokens": before.n_tokens,
-                         "before": before.verdict, "after": after.verdict})
+            rows.append({"group": group, "p_machine": before.p_machine, "p_after": after.p_machine,
+                         "n_tokens": before.n_tokens, "before": before.verdict, "after": after.verdict})
     return pd.DataFrame(rows)
 
 

@@ -337,14 +337,24 @@ def tpr_by_calibration_size(curve: pd.DataFrame, title: str = "TPR after calibra
     return fig
 
 
-def scores_before_after(p: np.ndarray, labels: Sequence[str], before: float, after: float,
-                        title: str = "p(machine) and the machine threshold, before and after calibrating") -> Figure:
-    """Score histograms per group (e.g. calibration humans, held-back humans, machine texts) with the
-    model's own machine threshold and the profile's."""
-    fig = score_histograms(p, labels, title=title)
-    ax = fig.axes[0]
-    ax.axvline(before, color="tab:red", ls="--", label=f"model's threshold {before:.2f}")
-    ax.axvline(after, color="black", ls="-", label=f"profile's threshold {after:.2f}")
-    ax.set_xlabel("p(machine)")
-    ax.legend(fontsize=8)
+def scores_before_after(p_before: np.ndarray, p_after: np.ndarray, labels: Sequence[str], before: float,
+                        after: float, title: str = "p(machine) and the machine threshold, before and after calibrating"
+                        ) -> Figure:
+    """Two panels of score histograms per group (e.g. calibration humans, held-back humans, machine texts):
+    the model's p(machine) with its own machine threshold, and the profile's p(machine) (refitted to the
+    humans, or the model's where the profile only moves thresholds) with the profile's threshold."""
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, p, threshold, name, colour in ((axes[0], p_before, before, "model", "tab:red"),
+                                           (axes[1], p_after, after, "profile", "black")):
+        frame = pd.DataFrame({"score": np.asarray(p, dtype=float), "group": labels}).dropna()
+        bins = np.linspace(0, 1, 31)
+        for group, part in frame.groupby("group"):
+            ax.hist(part["score"], bins=bins, alpha=0.45, density=True, label=f"{group} (n={len(part)})")
+        ax.axvline(threshold, color=colour, ls="--" if name == "model" else "-",
+                   label=f"{name}'s threshold {threshold:.2f}")
+        ax.set(xlabel=f"p(machine), {name}", title=f"{name}'s scores")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("density")
+    fig.suptitle(title)
     return fig

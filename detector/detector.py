@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +53,8 @@ class Detector:
         is False (processes sharing a machine's cores, whose timings would measure each other).
         `profile` (a file from `detector calibrate`, made for this model) replaces the verdict thresholds
         with those set on the user's own human texts and adds those texts to the novelty references."""
-        self.model = model if model is not None else DetectorModel.load()
+        # The caller's model is left as it was: the engine and profile change a copy (the fitted steps are shared).
+        self.model = copy.copy(model) if model is not None else DetectorModel.load()
         if isinstance(profile, (str, Path)):
             profile = CalibrationProfile.load(profile)
         if profile is not None:  # a profile made for another model is refused before the runtime is measured

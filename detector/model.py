@@ -274,10 +274,16 @@ class DetectorModel:
         return asdict(self._lm)
 
     def set_lm(self, **params: Any) -> None:
-        """Change LM settings (device, cache, progress, engine, dtype, ...), in the pipeline's extractor too."""
+        """Change LM settings (device, cache, progress, engine, dtype, ...), in the pipeline's extractor too.
+        The pipeline gets a new extractor rather than a changed one: a copy of this model (`with_rule`,
+        `Detector`) shares the fitted steps, never another model's settings."""
         self._lm = replace(self._lm, **params)
         if self._pipeline is not None:
-            self._pipeline.named_steps["features"].set_params(**params)
+            from sklearn.base import clone
+            from sklearn.pipeline import Pipeline
+
+            extractor = clone(self._pipeline.named_steps["features"]).set_params(**params)
+            self._pipeline = Pipeline([("features", extractor), *self._pipeline.steps[1:]])
 
     @property
     def classifier(self) -> Pipeline:

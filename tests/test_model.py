@@ -184,3 +184,14 @@ def test_the_shipped_model_loads_whole(model_copy):
     assert model.scoring_engine.engine is None  # the default engine
     assert [name for name, _ in model.pipeline.steps] == ["features", "select", "impute", "scale", "classify"]
     assert model.thresholds == model.card.thresholds
+
+
+def test_a_detector_changes_a_copy_of_the_model_it_is_given_never_the_model():
+    from detector.detector import Detector
+
+    model = DetectorModel.load()
+    settings, extractor = model.lm_params(), model.pipeline.named_steps["features"].get_params()
+    detector = Detector(model, engine="torch", dtype="float32")
+    assert detector.model.lm_params()["dtype"] == "float32" and detector.model.engine == "torch-float32"
+    assert model.lm_params() == settings and model.pipeline.named_steps["features"].get_params() == extractor
+    assert detector.model.pipeline.named_steps["classify"] is model.pipeline.named_steps["classify"]  # shared, not copied

@@ -233,6 +233,10 @@ def log_calibration(profile, path: str | Path, data_specs: list[str], lm_params:
         if profile.machines:
             metrics.update({"machines_n": profile.machines["n"], "machines_tpr": profile.machines["tpr"],
                             "machines_tpr_shipped": profile.machines["tpr_shipped"]})
+        if profile.expected_tpr:  # the refit's out-of-fold estimate (profile version 2)
+            metrics["expected_tpr_at_rule"] = profile.expected_tpr["at_rule"]
+            metrics.update({f"expected_tpr_at_{rate}": tpr for rate, tpr in profile.expected_tpr["rates"].items()})
+        mlflow.log_params({"adapted": profile.adaptation is not None})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         log_warnings(profile.warnings)
         mlflow.log_artifact(str(path), "profile")
