@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from detector.calibration import CalibrationProfile
 from detector.features import Analysis, features_table
 from detector.model import DetectorModel, score_or_nan, score_or_none
 from detector.normalize import MAX_READ_CHARS
+from detector.profile import CalibrationProfile
 from detector.verdict import decide
 
 

@@ -23,8 +23,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis import plots
-from detector.calibration import CalibrationError, build_profile, fpr_upper_bound
+from detector.conformal import CalibrationError, fpr_upper_bound
 from detector.model import DetectorModel
+from detector.profile_fit import build_profile
 from detector.thresholds import threshold_for_fpr
 from detector.verdict import MACHINE
 from detector_bench.markdown import table as markdown_table

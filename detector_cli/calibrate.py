@@ -38,7 +38,8 @@ def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from detector.calibration import CalibrationError, calibrate, minimum_humans, too_few_message
+    from detector.calibration import calibrate
+    from detector.conformal import CalibrationError, minimum_humans, too_few_message
     from detector.detector import Detector
     from detector.errors import printable
     from detector.outputs import check_output

@@ -130,7 +130,7 @@ def _load_detector(args: argparse.Namespace):
     from detector.detector import Detector
 
     if args.profile:
-        from detector.calibration import CalibrationProfile
+        from detector.profile import CalibrationProfile
 
         args.profile = CalibrationProfile.load(args.profile)  # a broken profile fails before the model loads
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile,

@@ -22,9 +22,10 @@ from detector.adaptation import (
     fit_logistic,
     inputs,
 )
-from detector.calibration import CalibrationProfile, build_profile
 from detector.features import FEATURE_NAMES, MACHINE_DIRECTION
 from detector.model import ModelCard
+from detector.profile import CalibrationProfile
+from detector.profile_fit import build_profile
 from detector.thresholds import Thresholds
 
 

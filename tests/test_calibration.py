@@ -16,21 +16,19 @@ import numpy as np
 import pytest
 from conftest import MINI, ROOT
 
-from detector.calibration import (
+from detector.conformal import (
     CalibrationError,
-    CalibrationProfile,
-    ProfileError,
-    build_profile,
     conformal_rank,
     conformal_threshold,
     fpr_upper_bound,
     humans_for_confidence,
     length_thresholds,
     minimum_humans,
-    model_identity,
 )
 from detector.model import ModelCard
 from detector.novelty import NOVELTY_FEATURES, Novelty
+from detector.profile import CalibrationProfile, ProfileError, model_identity
+from detector.profile_fit import build_profile
 from detector.thresholds import Thresholds
 from detector.verdict import verdict_rule
 
@@ -142,7 +140,8 @@ def test_machine_texts_passed_as_humans_are_warned_about():
 
 
 def test_the_calibration_module_loads_no_torch():
-    code = "import sys, detector.calibration; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, detector.calibration, detector.profile_fit; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
 

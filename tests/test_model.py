@@ -194,4 +194,5 @@ def test_a_detector_changes_a_copy_of_the_model_it_is_given_never_the_model():
     detector = Detector(model, engine="torch", dtype="float32")
     assert detector.model.lm_params()["dtype"] == "float32" and detector.model.engine == "torch-float32"
     assert model.lm_params() == settings and model.pipeline.named_steps["features"].get_params() == extractor
-    assert detector.model.pipeline.named_steps["classify"] is model.pipeline.named_steps["classify"]  # shared, not copied
+    # the fitted steps are shared, not copied
+    assert detector.model.pipeline.named_steps["classify"] is model.pipeline.named_steps["classify"]
