@@ -27,10 +27,11 @@ def calibrate(detector: Any, humans: Sequence[str], name: str, fpr: float = 0.01
     model = detector.model
     scored = _score(detector, humans, batch_size, progress)
     other = _score(detector, machines, batch_size, progress) if machines else None
+    scored_machines = None if other is None else np.isfinite(other.p)  # the refit learns from scored texts only
     profile = build_profile(name, model, scored.p, scored.n_tokens, scored.problems, scored.novelty_rows(model),
                             humans, fpr, humans=source, features=scored.table, adapt=adapt,
-                            machines=None if other is None else other.table[other.p == other.p],
-                            machine_tokens=None if other is None else other.n_tokens[other.p == other.p])
+                            machines=None if other is None else other.table[scored_machines],
+                            machine_tokens=None if other is None else other.n_tokens[scored_machines])
     if other is not None:
         if profile.adaptation is not None:  # the refit learned from them: judged out of fold
             tpr = profile.expected_tpr["at_rule"]

@@ -113,8 +113,9 @@ def calibrate_and_test(model: DetectorModel, test: FeatureData, n_calibration: i
                                                            "fpr_upper95", "tpr", "promised_upper95", "expected_tpr")})
             row["note"] = str(err).split(":")[0]
             continue
-        adapted = profile.apply(model)
-        after = verdicts(adapted, test, adapted.p_machine_from_features(test.features))
+        # The model's own p is computed once above; a refit only maps it (no second pass through the classifier).
+        p_after = p if profile.adaptation is None else profile.adaptation.p_machine(test.features, p)
+        after = verdicts(profile.apply(model), test, p_after)
         called = int(np.sum(after[held_humans] == MACHINE))
         row.update({f"{variant}_human_called_machine": _rate(after[held_humans]),
                     f"{variant}_judged_human_called_machine": _rate(after[judged]),
