@@ -10,5 +10,5 @@
 
 Direction of imports: analysis/ may import detector/, train/ and detector_bench/. detector/ never imports
 analysis/; train/ and detector_bench/ import only `analysis.plots`, to draw their figures. Length bands and
-the reliable length live in `detector.lengths`, GLTR buckets and colours in `detector.metrics`.
+the reliable length live in `detector.decision.lengths`, GLTR buckets and colours in `detector.features.zero_shot`.
 """

@@ -1,15 +1,15 @@
 """Error analysis over a scored data set: outcomes, the mistakes, error rates by length / domain /
 generator, and the features that separate the classes. Length bands and the reliable length are
-`detector.lengths`'; AUROC is `train.eval_metrics.auroc`."""
+`detector.decision.lengths`'; AUROC is `train.eval_metrics.auroc`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from detector.features import FEATURE_NAMES, FEATURES, features_table
-from detector.lengths import length_band
-from detector.model import score_or_nan, score_or_none
+from detector.decision.lengths import length_band
+from detector.features.engine import FEATURE_NAMES, FEATURES, features_table
+from detector.model.prediction import score_or_nan, score_or_none
 from train import eval_metrics
 
 
@@ -45,7 +45,7 @@ def score_table(detector, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
 def score_features(model, data) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`score_table` from a feature table (FeatureData, no texts needed, no LM): the same verdict rule
     on the stored token counts and text problems."""
-    from detector.verdict import verdict_rule
+    from detector.decision.verdict import verdict_rule
 
     p = model.p_machine_from_features(data.features)
     novel = model.novelty_reasons(data.features)

@@ -120,7 +120,7 @@ def unseen_rows(data, seed: int = 0):
 
 def load_detector(model: str | None):
     """(Detector, how it was obtained): `model` if given, else the shipped default model."""
-    from detector.detector import Detector
+    from detector import Detector
 
     if model:
         return Detector.load(model), f"model {model}"

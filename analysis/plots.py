@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
-from detector.lengths import MIN_AUROC
-from detector.metrics import GLTR_COLOURS, GLTR_LABELS, gltr_bucket
+from detector.decision.lengths import MIN_AUROC
+from detector.features.zero_shot import GLTR_COLOURS, GLTR_LABELS, gltr_bucket
 
 
 def save(fig: Figure, path: str | Path) -> Path:
@@ -269,7 +269,7 @@ def score_vs_length(n_tokens, p, labels, threshold: float | None = None, min_tok
 
 def reliability_by_length(curve: pd.DataFrame, min_auroc: float | None = MIN_AUROC,
                           reliable_from: int | None = None, title: str = "How reliable by text length") -> Figure:
-    """AUROC per length band of `detector.lengths.reliability_by_length` (bars; hatched where too few
+    """AUROC per length band of `detector.decision.lengths.reliability_by_length` (bars; hatched where too few
     texts to judge), AUROC of all texts from that length up (line), the target and the reliable length."""
     fig, ax = plt.subplots(figsize=(max(7.5, 0.85 * len(curve)), 4.5))
     x = np.arange(len(curve))

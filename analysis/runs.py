@@ -138,7 +138,7 @@ def run_test_scores(run: pd.Series, fallback_data: str) -> tuple[np.ndarray, np.
     """(labels, p(machine), rows) of a run's own test split, rebuilt from its logged data spec and seed
     (the split is a stable hash of each text's group) and scored with the run's logged model; from the
     committed features when the data is a feature table, else with an LM pass."""
-    from detector.detector import Detector
+    from detector import Detector
 
     specs = json.loads(run.get("params.data_specs") or "[]")
     specs = [s for s in specs if Path(s).exists()] or [fallback_data]

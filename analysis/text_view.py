@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from detector.metrics import GLTR_LABELS, gltr_fractions
-from detector.token_stats import TokenStats
+from detector.features.zero_shot import GLTR_LABELS, gltr_fractions
+from detector.lm.token_stats import TokenStats
 
 
 def token_strings(text: str, stats: TokenStats) -> list[str]:

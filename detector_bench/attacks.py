@@ -1,6 +1,6 @@
 """Cheap evasion attacks on machine texts, and the shipped detector before / after normalisation.
 
-"Before" is what a detector without `detector/normalize.py` would see: token statistics and features of
+"Before" is what a detector without `detector/text/normalize.py` would see: token statistics and features of
 the raw attacked text. "After" is the normal `Detector.score` path, which undoes look-alike letters,
 invisible characters and odd spaces first. Typos and case changes cannot be undone, so they are a
 control: both paths see nearly the same text. Human texts are left as they are.
@@ -14,13 +14,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from detector.detector import Detector
-from detector.features import FEATURE_NAMES, features_of
-from detector.model import DetectorModel, score_or_nan
+from detector import Detector
+from detector.features.engine import FEATURE_NAMES, features_of
+from detector.model.detector_model import DetectorModel
+from detector.model.prediction import score_or_nan
 from train import eval_metrics
 
 # The attacker's table: Cyrillic and Greek look-alikes of Latin letters, as homoglyph attacks use them
-# (the normaliser undoes them with Unicode's full confusables data, detector/normalize.py).
+# (the normaliser undoes them with Unicode's full confusables data, detector/text/normalize.py).
 ATTACK_HOMOGLYPHS = {
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
     "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ᴠ": "v",

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from detector.features import ScoringEngine
-from detector.model import single_openmp_thread
+from detector.features.engine import ScoringEngine
+from detector.model.prediction import single_openmp_thread
 from detector_bench import attacks, fpr, published, results_report, sample, throughput, views
 from detector_bench.bench_results import BenchConfig, BenchResults
 from detector_bench.contenders import DETECTOR, Scored, fit_gltr

@@ -2,7 +2,7 @@
 
 For each dataset, domain and generator family held out, the protocol's recipe is fitted on everything else
 (`train.protocol.Setting.fit` on `held_out_masks`, as the protocol does). Its humans are split at random
-(seeded): at most 200 calibrate a profile (`detector.calibration.build_profile`, the code behind `detector
+(seeded): at most 200 calibrate a profile (`detector.workflows.calibrate.build_profile`, the code behind `detector
 calibrate`), the others and the set's machine texts test it. Reported: the fitted model's own rule, the
 first profile version (thresholds only), this one (the ranking refitted, without and with in-domain
 `--machines`): humans called `machine` (observed, with its 95% Clopper-Pearson bound) and TPR at the rule
@@ -23,11 +23,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis import plots
-from detector.conformal import CalibrationError, fpr_upper_bound
-from detector.model import DetectorModel
-from detector.profile_fit import build_profile
-from detector.thresholds import threshold_for_fpr
-from detector.verdict import MACHINE
+from detector.core.errors import CalibrationError
+from detector.decision.conformal import fpr_upper_bound
+from detector.decision.profile_fit import build_profile
+from detector.decision.thresholds import threshold_for_fpr
+from detector.decision.verdict import MACHINE
+from detector.model.detector_model import DetectorModel
 from detector_bench.markdown import table as markdown_table
 from train.default import SETTING
 from train.families import HUMAN, families
@@ -202,7 +203,8 @@ def write_report(table: pd.DataFrame, curve: pd.DataFrame, figure: Path, out: Pa
         f"{2 * MAX_CALIBRATION}; seeded) calibrate a profile for {fpr:.0%} false positives, and the other humans and "
         "the machine texts test it. `before_*`: the fitted model's own rule. `old_*`: the first profile version "
         "(thresholds only, `--thresholds-only`). `new_*`: this version, the ranking refitted to the humans "
-        "against the model's shipped machine rows (cross-fitted, `detector.adaptation`), **no `--machines`** (the "
+        "against the model's shipped machine rows (cross-fitted, `detector.decision.adaptation`), **no "
+        "`--machines`** (the "
         f"headline). `new_machines_*`: the same with {MACHINES_GIVEN} of the set's own machine texts given as "
         "`--machines` (at most half of them; every TPR in a row is measured on the machine texts not given). "
         "`*_judged_human_called_machine`: held-back humans the rule judges (scored, long enough, no text problem) "

@@ -1,6 +1,6 @@
 """The contenders computed in this run, all from one LM pass per text through the stats cache.
 
-Zero-shot baselines (`detector.metrics.ZERO_SHOT`: functions of a text's `TokenStats`, higher =
+Zero-shot baselines (`detector.features.zero_shot.ZERO_SHOT`: functions of a text's `TokenStats`, higher =
 machine) need no training. The trained ones are fitted on a mask of the table: the project's
 detector (the shipped recipe: features -> impute -> scale -> calibrated classifier) and GLTR
 (Gehrmann et al. 2019): its four rank-bucket shares with a logistic regression.
@@ -17,9 +17,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detector.features import FEATURE_NAMES, ScoringEngine, features_table
-from detector.metrics import GLTR_BUCKETS, ZERO_SHOT, gltr_fractions
-from detector.model import p_machine_of
+from detector.features.engine import FEATURE_NAMES, ScoringEngine, features_table
+from detector.features.zero_shot import GLTR_BUCKETS, ZERO_SHOT, gltr_fractions
+from detector.model.prediction import p_machine_of
 from train.fit import FeatureData, fit_classifier
 from train.splits import train_val_test
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import sklearn
 import torch
 
-from detector.runtime import cpu_name
+from detector.lm.runtime import cpu_name
 from detector_bench import ROOT
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detector.lengths import length_band
-from detector.model import DetectorModel, score_or_none
-from detector.normalize import normalize
-from detector.verdict import MACHINE, UNCERTAIN, decide
+from detector.decision.lengths import length_band
+from detector.decision.verdict import MACHINE, UNCERTAIN, decide
+from detector.model.detector_model import DetectorModel
+from detector.model.prediction import score_or_none
+from detector.text.normalize import normalize
 
 
 def human_verdicts(table: pd.DataFrame, n_tokens: np.ndarray, p: np.ndarray, model: DetectorModel) -> pd.DataFrame:

@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from detector.lm import DEFAULT_LM, _packaged_folder
-from detector.normalize import normalize
-from detector.torch_engine import right_pad
+from detector.core.settings import DEFAULT_LM
+from detector.lm.packaged import packaged_folder
+from detector.lm.torch_engine import right_pad
+from detector.text.normalize import normalize
 from detector_bench import environment, markdown
 from train.eval_metrics import auroc, tpr_at_fpr
 
@@ -60,7 +61,7 @@ def discrepancy(model, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 def discrepancy_from_logits(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The analytic Fast-DetectGPT criterion of each row, scoring and sampling model the same: summed over
     the row's tokens, (log p of the actual token - its expectation under the model) / sqrt(summed variance),
-    as detector.metrics.fast_detectgpt computes it from token statistics, but in torch with gradients.
+    as detector.features.zero_shot.fast_detectgpt computes it from token statistics, but in torch with gradients.
 
     logits : [B, T, V], position t predicting token t + 1; input_ids, mask : [B, T]."""
     logits = logits[:, :-1].float()
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(args.threads)
-    folder = _packaged_folder(DEFAULT_LM)
+    folder = packaged_folder(DEFAULT_LM)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

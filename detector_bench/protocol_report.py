@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from detector.stylometry import STYLOMETRIC_FEATURES
+from detector.features.stylometry import STYLOMETRIC_FEATURES
 from detector_bench.markdown import table as markdown_table
 from train.families import MODERN
 from train.fit import FeatureData

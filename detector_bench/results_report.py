@@ -280,7 +280,7 @@ def write_results_md(results: BenchResults) -> Path:
         "",
         f"{cfg.attack_texts} machine and {cfg.attack_texts} human texts of the test split (fewer if the split "
         "has fewer); only the machine texts are attacked. 'before' = features of the raw attacked text, as a "
-        "detector without `detector/normalize.py` sees it; 'after' = the normal `Detector.score` path. "
+        "detector without `detector/text/normalize.py` sees it; 'after' = the normal `Detector.score` path. "
         "`tpr_at_threshold`: machine texts above the shipped threshold; `reported_altered`: share of attacked "
         "texts the detector reports as altered. Attacks: homoglyph (half the Latin letters with a look-alike "
         "become Cyrillic), zero_width (an invisible character after 20% of letters), odd_whitespace (every "

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from detector.features import FEATURE_NAMES, Analysis, ScoringEngine, features_table
-from detector.model import single_openmp_thread
-from detector.stylometry import STYLOMETRIC_FEATURES
+from detector.features.engine import FEATURE_NAMES, Analysis, ScoringEngine, features_table
+from detector.features.stylometry import STYLOMETRIC_FEATURES
+from detector.model.prediction import single_openmp_thread
 from detector_bench import markdown
 from train import eval_metrics
 from train.data import load_manifest

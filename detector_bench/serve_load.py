@@ -121,7 +121,7 @@ def pathological_phase(url: str, ordinary: list[str], odd: dict[str, str], timeo
 def direct_scores(texts: list[str], timed: list[str]) -> tuple[dict[str, dict], dict[str, float]]:
     """`Detector.score` of each distinct text in this process (stats cache off, as in the server, batches of
     16 as the CLI), as JSON-ready records, and the time of each of `timed` scored alone."""
-    from detector.detector import Detector
+    from detector import Detector
 
     detector = Detector()
     detector.model.set_lm(cache=None)
@@ -160,8 +160,8 @@ def reference(path: Path | None, texts: list[str], timed: list[str]) -> tuple[di
 
 def unbounded_seconds(texts: list[str]) -> list[float]:
     """Each text's time in `Detector.score` with the read bound lifted: what the bound saves."""
-    import detector.normalize as normalize
-    from detector.detector import Detector
+    import detector.text.normalize as normalize
+    from detector import Detector
 
     detector = Detector()
     detector.model.set_lm(cache=None)

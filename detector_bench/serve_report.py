@@ -39,8 +39,8 @@ def _pathological_section(state: dict, pathological_chars: int) -> str:
     return f"""Four clients send ordinary requests while each text below ({pathological_chars:,} characters, the
 server's default `--max-chars`) is sent once, 5 s apart. "Requests queued behind it": ordinary requests sent
 while it was in the server; "their p95": their latency (to compare with the 4-client run's p95 above:
-{p95_4:.2f} s). The detector reads the first 20,000 characters of a text (`detector/normalize.py`
-`MAX_READ_CHARS`) and splits sentences in pieces of at most 96 sentence ends (`detector/text.py`);
+{p95_4:.2f} s). The detector reads the first 20,000 characters of a text (`detector/text/normalize.py`
+`MAX_READ_CHARS`) and splits sentences in pieces of at most 96 sentence ends (`detector/text/segments.py`);
 "unbounded" is the same text's time in `Detector.score` with the read bound lifted (the sentence-piece
 bound stays). All {done['requests']} answers of this run: {done['errors']} errors, {done['lost']} lost,
 {done['differing']} differing from `Detector.score`; others' CPU {odd['others_cpu']:.2f}.

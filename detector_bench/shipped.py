@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.model import DEFAULT_MODEL_DIR, DetectorModel
+from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
 from detector_bench.contenders import Scored
 from train.fit import data_digest, train_detector
 

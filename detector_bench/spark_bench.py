@@ -37,7 +37,8 @@ LOAD_LINE = re.compile(r"model loaded in ([\d.]+) s")
 
 def sample(data: Path, n: int, min_tokens: int, max_tokens: int, seed: int) -> pd.DataFrame:
     """n texts (id, text) of min..max LM tokens, drawn at random with a fixed seed."""
-    from detector.lm import DEFAULT_LM, packaged_tokenizer
+    from detector.core.settings import DEFAULT_LM
+    from detector.lm.packaged import packaged_tokenizer
 
     table = pd.read_json(data, lines=True)[["id", "text"]].dropna()
     table = table.sample(frac=1.0, random_state=seed).reset_index(drop=True)
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_report(args, cores, n, tokens, one, distributed, startup_single, startup_spark, partitions, loads,
                  check) -> str:
-    from detector.lm import default_engine
-    from detector.settings import DEFAULT_DTYPE, DEFAULT_LM
+    from detector.core.settings import DEFAULT_DTYPE, DEFAULT_LM
+    from detector.lm.engines import default_engine
     from detector_bench.environment import machine
 
     env = machine()

@@ -5,7 +5,7 @@ to end (stats cache off), as ratios to the bare torch float32 forward of the sam
 slows every row alike, the ratios stay), plus its AUROC and perplexity on a fixed labelled dev subset
 and the largest change of p(machine) against torch float32 on it; and the time to rebuild the default
 model's statistics from all its data with an empty cache, projected from the measured rate; the runtime
-choice a first use makes on this machine (detector/runtime.py) and the start-up latency of one
+choice a first use makes on this machine (detector/lm/runtime.py) and the start-up latency of one
 `detector score FILE` (detector_bench/startup.py). Writes detector_bench/SPEED.md, results/speed.csv,
 results/speed_accuracy.csv, results/runtime_choice.csv and results/startup.csv.
 """
@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector import runtime
-from detector.detector import Detector
-from detector.lm import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_LM, DEFAULT_MAX_TOKENS, LanguageModel
-from detector.model import score_or_nan
-from detector.normalize import normalize
+from detector import Detector
+from detector.core.settings import DEFAULT_DTYPE, DEFAULT_ENGINE, DEFAULT_LM, DEFAULT_MAX_TOKENS
+from detector.lm import runtime
+from detector.lm.language_model import LanguageModel
+from detector.model.prediction import score_or_nan
+from detector.text.normalize import normalize
 from detector_bench.environment import machine
 from detector_bench.markdown import table as markdown_table
 from detector_bench.startup import latency_table
@@ -185,7 +186,7 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
         "position; openvino's graph always ends in the token statistics (no logits leave it), so its bare "
         "forward is that graph on the same windows. `Detector.score` normalises, tokenises, runs the LM and "
         "the token statistics, features, classifier, novelty check and verdicts (stats cache off). "
-        "`(default)` marks detector.settings.DEFAULT_ENGINE, the reference the shipped model was trained on; "
+        "`(default)` marks detector.core.settings.DEFAULT_ENGINE, the reference the shipped model was trained on; "
         "the engine a plain `Detector()` runs on this machine is the runtime choice below.", "",
         markdown_table(speed, digits=2), "",
         "Accuracy of each engine with the shipped model on the fixed labelled dev subset (perplexity: the LM's, "
@@ -194,10 +195,10 @@ def write_speed(out: Path, speed: pd.DataFrame, accuracy: pd.DataFrame, load: st
         "The seed: " + ", ".join(f"{k} `{v}`" for k, v in seed_verdicts.items()) + ".", "",
         projection, "",
         "## The runtime a first use chooses", "",
-        "Each engine at the shipped model's precision scores a fixed snippet (detector/runtime.py: one warm-up, "
+        "Each engine at the shipped model's precision scores a fixed snippet (detector/lm/runtime.py: one warm-up, "
         "best of 3); the fastest is kept only if its per-token statistics differ from the reference engine's "
         f"(the model card's) by at most {runtime.TOLERANCE['logp']} nats mean |change| of log p and of entropy "
-        "(the tolerance and the differences it was derived from are in detector/runtime.py), else the reference "
+        "(the tolerance and the differences it was derived from are in detector/lm/runtime.py), else the reference "
         "runs. Measured now (a first use remembers its result in the user cache):", "",
         markdown_table(choice, digits=4), "",
         "## Start-up latency", "",

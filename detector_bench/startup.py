@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector.settings import CACHE_DIR_ENV, STATS_CACHE_ENV
+from detector.core.settings import CACHE_DIR_ENV, STATS_CACHE_ENV
 from detector_bench import ROOT
 from detector_bench.markdown import table as markdown_table
 

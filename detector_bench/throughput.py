@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from detector.detector import Detector
-from detector.metrics import ZERO_SHOT, gltr_fractions
-from detector.model import DetectorModel
-from detector.normalize import normalize
+from detector import Detector
+from detector.features.zero_shot import ZERO_SHOT, gltr_fractions
+from detector.model.detector_model import DetectorModel
+from detector.text.normalize import normalize
 from detector_bench.contenders import DETECTOR, GLTR, GLTR_COLUMNS, ZERO_SHOT_NAMES
 
 BARE = "LM forward pass (bare)"

@@ -22,8 +22,8 @@ from detector_cli.common import (
 def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
     """The texts of a SPEC (`inputs.read_texts`); unreadable items are reported on stderr and left
     out, none at all is a usage error."""
-    from detector import inputs
-    from detector.errors import printable
+    from detector.core.errors import printable
+    from detector.io import inputs
 
     texts, bad = inputs.read_texts(spec, text_column)
     for item in bad[:5]:
@@ -38,11 +38,11 @@ def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from detector.calibration import calibrate
-    from detector.conformal import CalibrationError, minimum_humans, too_few_message
-    from detector.detector import Detector
-    from detector.errors import printable
-    from detector.outputs import check_output
+    from detector import Detector
+    from detector.core.errors import CalibrationError, printable
+    from detector.decision.conformal import minimum_humans, too_few_message
+    from detector.io.outputs import check_output
+    from detector.workflows import calibrate
 
     given = [args.humans] + ([args.machines] if args.machines else [])
     check_output(args.output, "--output", given)

@@ -42,7 +42,7 @@ def quiet_libraries() -> None:
     """Keep library chatter (transformers, mlflow, tqdm of loaders) off the user's terminal; what the
     detector prepares once per machine is said in one line (the `detector.prepare` logger). Imports
     none of those libraries: transformers reads its verbosity from the environment when it loads, and
-    the detector turns its loading bars off itself (detector.torch_engine)."""
+    the detector turns its loading bars off itself (detector.lm.torch_engine)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

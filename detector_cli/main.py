@@ -13,8 +13,8 @@ import signal
 import sys
 import threading
 
-from detector.errors import UserError, printable
-from detector.interrupts import interrupt_point
+from detector.core.errors import UserError, printable
+from detector.core.interrupts import interrupt_point
 from detector_cli import calibrate, score
 from detector_cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HelpFormatter, UsageError, quiet_libraries
 
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2); sub-commands inherit it."""
 
     def error(self, message: str):
-        from detector.errors import printable
+        from detector.core.errors import printable
 
         self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
@@ -77,7 +77,7 @@ def _optional_groups() -> list:
         except ImportError as err:
             if isinstance(err, ModuleNotFoundError) and err.name == room:
                 continue
-            from detector.errors import first_line
+            from detector.core.errors import first_line
 
             print(f"detector: warning: the {group} commands are unavailable: cannot import "
                   f"{err.name or 'a dependency'} ({first_line(err, 200)})", file=sys.stderr)

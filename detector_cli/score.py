@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from detector.interrupts import interrupt_point
-from detector.settings import DTYPES, ENGINES, TOKEN_ENV
+from detector.core.interrupts import interrupt_point
+from detector.core.settings import DTYPES, ENGINES, TOKEN_ENV
 from detector_cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -50,7 +50,7 @@ def _check_device(device: str | None) -> None:
 
 def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
     """Every output refused before any model or LM work if it would overwrite something."""
-    from detector.outputs import check_distinct, check_output
+    from detector.io.outputs import check_distinct, check_output
 
     if args.resume:
         if not args.output:
@@ -66,8 +66,8 @@ def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
 
 def _table_paths_warning(paths: list[str]) -> None:
     """A .csv/.jsonl/.parquet given as a plain PATH is scored whole, as one text: say so, once each."""
-    from detector import inputs
-    from detector.errors import printable
+    from detector.core.errors import printable
+    from detector.io import inputs
 
     for path in paths:
         if inputs.table_suffix(path) and Path(path).is_file():
@@ -76,7 +76,7 @@ def _table_paths_warning(paths: list[str]) -> None:
 
 
 def _read_items(args: argparse.Namespace) -> list:
-    from detector import inputs
+    from detector.io import inputs
 
     items = list(inputs.iter_paths(args.paths))
     for spec in args.data or []:
@@ -97,11 +97,11 @@ def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
     """Everything before the model loads: options checked, outputs refused if they would overwrite
     something, inputs read (a missing --text-column fails in a second), --resume's done inputs dropped.
     Returns the items and how many were dropped."""
-    from detector import inputs
-    from detector.batch import resume_filter
-    from detector.errors import printable
-    from detector.outputs import prepare_resume
-    from detector.record import clashing_fields
+    from detector.core.errors import printable
+    from detector.io import inputs
+    from detector.io.outputs import prepare_resume
+    from detector.io.record import clashing_fields
+    from detector.workflows.batch import resume_filter
 
     if args.jsonl:  # the older spelling: --jsonl FILE is --data FILE
         args.data = [*(args.data or []), args.jsonl]
@@ -127,10 +127,10 @@ def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
 
 
 def _load_detector(args: argparse.Namespace):
-    from detector.detector import Detector
+    from detector import Detector
 
     if args.profile:
-        from detector.profile import CalibrationProfile
+        from detector.decision.profile import CalibrationProfile
 
         args.profile = CalibrationProfile.load(args.profile)  # a broken profile fails before the model loads
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype, profile=args.profile,
@@ -148,7 +148,7 @@ def _output(args: argparse.Namespace) -> Iterator[TextIO]:
     """The output stream: stdout, the --resume file appended to, or a new file. A file cut short in a
     buffered format is removed (an empty file of ours would block the next run); JSON lines keep what
     was written, for --resume."""
-    from detector.outputs import open_new
+    from detector.io.outputs import open_new
 
     if not args.output:
         yield sys.stdout
@@ -166,10 +166,10 @@ def _output(args: argparse.Namespace) -> Iterator[TextIO]:
 
 def _report(args: argparse.Namespace, detector, for_html: list, skipped: int, scored: int) -> None:
     """The HTML report (when asked for) and the --resume summary."""
-    from detector.errors import printable
+    from detector.core.errors import printable
 
     if args.html:
-        from detector.html_report import write_html
+        from detector.io.html_report import write_html
 
         try:
             write_html(for_html, detector.model, args.html, tokens=args.html_tokens)
@@ -182,7 +182,7 @@ def _report(args: argparse.Namespace, detector, for_html: list, skipped: int, sc
 
 
 def _interrupted(args: argparse.Namespace) -> int:
-    from detector.errors import printable
+    from detector.core.errors import printable
 
     kept = args.output and args.format == "jsonl"
     where = f"; {printable(args.output)} keeps what was scored, continue with --resume" if kept else ""
@@ -210,19 +210,19 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _start_ahead(args: argparse.Namespace, items: list):
     """The LM loaded and the first batch's texts scored on a second thread while the model loads
-    (detector.ahead); None where that cannot be known before the model is loaded (a --device, say)."""
+    (detector.facade.ahead); None where that cannot be known before the model is loaded (a --device, say)."""
     if args.device:
         return None
-    from detector import ahead
+    from detector.facade import ahead
 
     texts = [item.text for item in items if item.error is None][: args.batch_size]
     return ahead.start(args.model, texts, engine=args.engine, dtype=args.dtype) if texts else None
 
 
 def _score_loaded(args: argparse.Namespace, items: list, skipped: int) -> int:
-    from detector import report
-    from detector.batch import score_items
-    from detector.errors import printable
+    from detector.core.errors import printable
+    from detector.io import report
+    from detector.workflows.batch import score_items
 
     detector = _load_detector(args)
     bar = _progress(items, args.quiet)
@@ -266,9 +266,9 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         import pyspark  # noqa: F401
     except ImportError as err:
         raise UsageError("score-corpus needs pyspark: pip install 'mgt-detector[spark]' (and Java 17)") from err
-    from detector.detector import Detector
-    from detector.errors import UserError
-    from detector.spark import (
+    from detector import Detector
+    from detector.core.errors import UserError
+    from detector.integrations.spark import (
         check_workers,
         local_session,
         read_spec,
@@ -289,7 +289,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         parallel = spark.sparkContext.defaultParallelism
         partitions = data.rdd.getNumPartitions()
         # A small file is one partition (one core). Local workers serve one task each and load the model
-        # for it (detector.spark.LOCAL_WORKERS), so local runs get one partition per core.
+        # for it (detector.integrations.spark.LOCAL_WORKERS), so local runs get one partition per core.
         if args.partitions or partitions < parallel or (args.master.startswith("local") and partitions != parallel):
             data = data.repartition(args.partitions or parallel)
         scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,
@@ -311,7 +311,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from detector.features import FEATURES, LM_FEATURES
+    from detector.features.engine import FEATURES, LM_FEATURES
 
     for name, description in FEATURES.items():
         family = "lm" if name in LM_FEATURES else "style"
@@ -323,7 +323,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detector.serve import ServeConfig, serve  # lazy: fastapi only for this command
+    from detector.integrations.serve import ServeConfig, serve  # lazy: fastapi only for this command
 
     for name in ("port", "max_body_bytes", "max_texts", "max_chars", "queue_size", "batch_size"):
         if getattr(args, name) < (0 if name == "port" else 1):

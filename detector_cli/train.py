@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from detector.errors import UserError
+from detector.core.errors import UserError
 from detector_cli.common import (
     EXIT_OK,
     MODEL_HELP,
@@ -81,7 +81,7 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from detector.outputs import check_output
+    from detector.io.outputs import check_output
     from train.run import train_run
 
     if args.output:  # before the LM pass: a model folder never replaces the user's files
@@ -115,8 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from detector.detector import Detector
-    from detector.outputs import check_distinct, check_output, open_new
+    from detector import Detector
+    from detector.io.outputs import check_distinct, check_output, open_new
     from train.evaluate import check_plots_folder, evaluate_model, evaluation_plots, log_evaluation
     from train.fit import FeatureData
 

@@ -79,13 +79,13 @@ def _fast_tests_load_no_lm(request, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.nodeid} loads the LM: mark it @pytest.mark.slow")
 
-    import detector.features
-    import detector.lm
-    import detector.runtime
+    import detector.features.engine
+    import detector.lm.language_model
+    import detector.lm.runtime
 
-    monkeypatch.setattr(detector.lm.LanguageModel, "__init__", refuse)
-    monkeypatch.setattr(detector.features, "shared_lm", refuse)
-    monkeypatch.setattr(detector.runtime, "measure", refuse)  # timing the runtimes runs the LM
+    monkeypatch.setattr(detector.lm.language_model.LanguageModel, "__init__", refuse)
+    monkeypatch.setattr(detector.features.engine, "shared_lm", refuse)
+    monkeypatch.setattr(detector.lm.runtime, "measure", refuse)  # timing the runtimes runs the LM
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -105,7 +105,7 @@ def mini_table():
 
 @pytest.fixture(scope="session")
 def default_detector():
-    from detector.detector import Detector
+    from detector import Detector
 
     return Detector()
 
@@ -125,7 +125,7 @@ def random_feature_table(n: int, seed: int):
     import numpy as np
     import pandas as pd
 
-    from detector.features import FEATURE_NAMES
+    from detector.features.engine import FEATURE_NAMES
 
     return pd.DataFrame(np.random.default_rng(seed).normal(size=(n, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
 
@@ -140,9 +140,9 @@ def tiny_detector_folder(folder: Path, estimator, n: int = 120) -> Path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from detector.extractor import FeatureExtractor
-    from detector.features import FEATURE_NAMES
-    from detector.model import DEFAULT_MODEL_DIR, DetectorModel
+    from detector.features.engine import FEATURE_NAMES
+    from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
+    from detector.model.extractor import FeatureExtractor
 
     table = random_feature_table(n, 0)
     labels = (table.iloc[:, 0] + np.random.default_rng(1).normal(size=len(table)) > 0).astype(int)

@@ -1,4 +1,4 @@
-"""The refit behind calibration profile version 2 (`detector.adaptation`): bounded, cross-fitted, checked on
+"""The refit behind calibration profile version 2 (`detector.decision.adaptation`): bounded, cross-fitted, checked on
 load, and on synthetic feature rows (no LM) better than moving the threshold when the user's humans differ
 from the training humans along a criterion the shipped model underweights."""
 
@@ -11,22 +11,13 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from detector.adaptation import (
-    CRITERIA,
-    INPUTS,
-    Adaptation,
-    BadAdaptation,
-    BadMachineRows,
-    MachineRows,
-    cross_fit,
-    fit_logistic,
-    inputs,
-)
-from detector.features import FEATURE_NAMES, MACHINE_DIRECTION
-from detector.model import ModelCard
-from detector.profile import CalibrationProfile
-from detector.profile_fit import build_profile
-from detector.thresholds import Thresholds
+from detector.core.errors import BadAdaptation, BadMachineRows
+from detector.decision.adaptation import CRITERIA, INPUTS, Adaptation, MachineRows, cross_fit, fit_logistic, inputs
+from detector.decision.profile import CalibrationProfile
+from detector.decision.profile_fit import build_profile
+from detector.decision.thresholds import Thresholds
+from detector.features.engine import FEATURE_NAMES, MACHINE_DIRECTION
+from detector.model.card import ModelCard
 
 
 def test_coefficients_stay_at_or_above_zero_even_where_the_data_point_the_other_way():

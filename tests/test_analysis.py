@@ -9,11 +9,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from analysis import benchmark, error_analysis, notebook, plots, runs, text_view
-from detector import lengths
-from detector.features import FEATURE_NAMES
-from detector.metrics import GLTR_BUCKETS, GLTR_COLOURS, GLTR_LABELS, gltr_bucket, gltr_fractions
-from detector.thresholds import Thresholds
-from detector.token_stats import TokenStats
+from detector.decision import lengths
+from detector.decision.thresholds import Thresholds
+from detector.features.engine import FEATURE_NAMES
+from detector.features.zero_shot import GLTR_BUCKETS, GLTR_COLOURS, GLTR_LABELS, gltr_bucket, gltr_fractions
+from detector.lm.token_stats import TokenStats
 
 
 def _stats(ranks, spans=None) -> TokenStats:
@@ -265,7 +265,7 @@ def test_permutation_importance_finds_the_informative_feature():
     features = pd.DataFrame({name: rng.random(n) for name in FEATURE_NAMES})
     features["lrr"] += 2 * table["label"]
     data = FeatureData(table, features, np.full(n, 100))
-    from detector.model import DetectorModel
+    from detector.model.detector_model import DetectorModel
 
     model = DetectorModel(detector_pipeline(fit_classifier(data, "logreg")), Thresholds(0.5, 0.01, 0.4, 0.05))
     importance = permutation_importance(model, data)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from detector import record as schema
-from detector import report
-from detector.batch import resume_filter, score_items, score_values
-from detector.decoding import Item, text_item
-from detector.detector import Result
-from detector.errors import UserError
+from detector import Result
+from detector.core.errors import UserError
+from detector.io import record as schema
+from detector.io import report
+from detector.io.decoding import Item, text_item
+from detector.workflows.batch import resume_filter, score_items, score_values
 
 
 @dataclass
@@ -159,7 +159,7 @@ def test_the_loop_gives_detector_scores_on_the_seed_and_the_fixtures(default_det
     `Detector.score`'s verdicts and p(machine), text for text, in input order; the seed is machine.
     (Before/after: the old loop and this one gave the same 81 verdicts and reasons on these inputs, with
     p(machine) within 2.2e-16, the old loop's own run-to-run spread.)"""
-    from detector import inputs
+    from detector.io import inputs
     from detector_cli.main import main
     from tests.conftest import MINI, SEED
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import MINI
 
-from detector.normalize import normalize
+from detector.text.normalize import normalize
 from detector_bench.attacks import ATTACKS, attacked
 from detector_bench.contenders import OURS
 from detector_bench.published import matched_subset

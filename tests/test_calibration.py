@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import MINI, ROOT
 
-from detector.conformal import (
-    CalibrationError,
+from detector.core.errors import CalibrationError, ProfileError
+from detector.decision.conformal import (
     conformal_rank,
     conformal_threshold,
     fpr_upper_bound,
@@ -25,12 +25,12 @@ from detector.conformal import (
     length_thresholds,
     minimum_humans,
 )
-from detector.model import ModelCard
-from detector.novelty import NOVELTY_FEATURES, Novelty
-from detector.profile import CalibrationProfile, ProfileError, model_identity
-from detector.profile_fit import build_profile
-from detector.thresholds import Thresholds
-from detector.verdict import verdict_rule
+from detector.decision.novelty import NOVELTY_FEATURES, Novelty
+from detector.decision.profile import CalibrationProfile, model_identity
+from detector.decision.profile_fit import build_profile
+from detector.decision.thresholds import Thresholds
+from detector.decision.verdict import verdict_rule
+from detector.model.card import ModelCard
 
 SHIPPED = Thresholds(0.9, 0.01, 0.8, 0.05, 16, [[64, 0.85, 0.75], [128, 0.8, 0.7], [256, 0.8, 0.7]])
 
@@ -140,7 +140,7 @@ def test_machine_texts_passed_as_humans_are_warned_about():
 
 
 def test_the_calibration_module_loads_no_torch():
-    code = ("import sys, detector.calibration, detector.profile_fit; "
+    code = ("import sys, detector.workflows.calibrate, detector.decision.profile_fit; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -350,8 +350,8 @@ def test_machine_texts_passed_as_humans_are_warned_about_by_the_cli(tmp_path, ca
 def test_one_profile_gives_identical_verdicts_in_python_score_and_serve(calibrated, default_detector):
     from test_serve import call, running
 
-    from detector.detector import Detector
-    from detector.serve import ServeConfig, create_app
+    from detector import Detector
+    from detector.integrations.serve import ServeConfig, create_app
 
     path, machines, _, _ = calibrated
     texts = [json.loads(line)["body"] for line in machines.read_text().splitlines()][:12]
@@ -385,8 +385,8 @@ except ImportError:
 @pytest.mark.slow
 @pytest.mark.skipif(_NO_SPARK is not None, reason=_NO_SPARK or "")
 def test_one_profile_gives_identical_verdicts_on_spark(calibrated, default_detector):
-    from detector.detector import Detector
-    from detector.spark import local_session, score_dataframe
+    from detector import Detector
+    from detector.integrations.spark import local_session, score_dataframe
 
     path, machines, _, _ = calibrated
     texts = [json.loads(line)["body"] for line in machines.read_text().splitlines()][:8]

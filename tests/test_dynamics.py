@@ -1,4 +1,4 @@
-"""The surprisal-series features (detector/dynamics.py) on synthetic token statistics (pure, no LM)."""
+"""The surprisal-series features (detector/features/dynamics.py) on synthetic token statistics (pure, no LM)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from detector.dynamics import DYNAMICS_FEATURES, MIN_SERIES, dynamics_features, ordinal_entropy
-from detector.features import FEATURE_NAMES, MACHINE_DIRECTION
-from detector.token_stats import TokenStats
+from detector.features.dynamics import DYNAMICS_FEATURES, MIN_SERIES, dynamics_features, ordinal_entropy
+from detector.features.engine import FEATURE_NAMES, MACHINE_DIRECTION
+from detector.lm.token_stats import TokenStats
 
 
 def stats_of(logp, entropy=None, var=None, text_len=None) -> TokenStats:

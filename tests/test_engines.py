@@ -11,18 +11,13 @@ import pytest
 import torch
 from conftest import HUMAN_TEXT, SEED
 
-from detector import ov_engine
-from detector.extractor import FeatureExtractor
-from detector.lm import (
-    DEFAULT_ENGINE,
-    DEFAULT_LM,
-    LanguageModel,
-    LMUnavailable,
-    default_engine,
-    known_stats_key,
-    stats_key,
-)
-from detector.torch_engine import stats_from_logits
+from detector.core.errors import LMUnavailable
+from detector.core.settings import DEFAULT_ENGINE, DEFAULT_LM
+from detector.lm import openvino_engine
+from detector.lm.engines import default_engine, known_stats_key, stats_key
+from detector.lm.language_model import LanguageModel
+from detector.lm.torch_engine import stats_from_logits
+from detector.model.extractor import FeatureExtractor
 
 
 def tiny_llama():
@@ -40,11 +35,11 @@ def tiny_llama():
 
 def test_statistics_graph_computes_what_torch_computes(tmp_path):
     model = tiny_llama()
-    ir = ov_engine.build_ir(model, tmp_path / "ir")
+    ir = openvino_engine.build_ir(model, tmp_path / "ir")
     assert ir.exists() and ir.with_suffix(".bin").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["ir"]  # written under a temporary name, then renamed
     seq = torch.randint(0, 96, (40,)).tolist()
-    got = ov_engine.OpenVINOStats(ir, "float32", threads=1)(seq)
+    got = openvino_engine.OpenVINOStats(ir, "float32", threads=1)(seq)
     with torch.no_grad():
         ids = torch.tensor([seq])
         hidden = model.model(input_ids=ids).last_hidden_state[0, :-1]
@@ -80,16 +75,17 @@ def test_openvino_statistics_match_torch_float32(openvino_lm):
 
 
 def test_the_graph_is_cached_and_reused_without_torch(openvino_lm, monkeypatch):
-    import detector.lm as lm_module
+    import detector.lm.language_model as lm_module
+    from detector.core.settings import CACHE_DIR
 
-    folder = ov_engine.ir_folder(lm_module.CACHE_DIR / "lm", openvino_lm.revision)
-    assert (folder / ov_engine.IR_FILE).exists() and openvino_lm.model is None
+    folder = openvino_engine.ir_folder(CACHE_DIR / "lm", openvino_lm.revision)
+    assert (folder / openvino_engine.IR_FILE).exists() and openvino_lm.model is None
 
     def refuse(*args, **kwargs):
         raise AssertionError("the graph was rebuilt or the torch model loaded although the IR is cached")
 
-    monkeypatch.setattr(ov_engine, "build_ir", refuse)
-    monkeypatch.setattr(lm_module, "_load_torch", refuse)
+    monkeypatch.setattr(openvino_engine, "build_ir", refuse)
+    monkeypatch.setattr(lm_module, "load_torch", refuse)
     again = LanguageModel(engine="openvino")
     assert np.array_equal(again.token_stats([HUMAN_TEXT])[0].logp, openvino_lm.token_stats([HUMAN_TEXT])[0].logp)
 
@@ -106,7 +102,7 @@ def test_the_real_lm_scores_many_windows_side_by_side_to_the_same_bit():
     lm = LanguageModel(engine="openvino", threads=2)
     together = lm.token_stats(texts)
     assert lm._stats_graph._parallel is not None  # the batch did run side by side
-    assert sum(len(s) for s in together) >= ov_engine.PARALLEL_MIN_TOKENS
+    assert sum(len(s) for s in together) >= openvino_engine.PARALLEL_MIN_TOKENS
     for text, stats in zip(texts, together, strict=True):
         alone = lm.token_stats([text])[0]
         for key in ("logp", "rank", "entropy", "var_logp"):
@@ -114,11 +110,12 @@ def test_the_real_lm_scores_many_windows_side_by_side_to_the_same_bit():
 
 
 def test_windows_side_by_side_give_the_statistics_of_one_at_a_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(ov_engine, "PARALLEL_MIN_TOKENS", 0)
-    ir = ov_engine.build_ir(tiny_llama(), tmp_path / "ir")
+    monkeypatch.setattr(openvino_engine, "PARALLEL_MIN_TOKENS", 0)
+    ir = openvino_engine.build_ir(tiny_llama(), tmp_path / "ir")
     seqs = [list(range(3, n)) for n in (9, 40, 17, 64, 33, 5)]
     for dtype in ("float32", "bfloat16"):
-        graph = ov_engine.OpenVINOStats(ir, dtype, threads=2, compiled_cache=ov_engine.compiled_cache_folder(ir))
+        graph = openvino_engine.OpenVINOStats(ir, dtype, threads=2,
+                                              compiled_cache=openvino_engine.compiled_cache_folder(ir))
         one_at_a_time = [graph(seq) for seq in seqs]
         assert graph._parallel is None and graph.streams == 2
         side_by_side = list(graph.many(seqs))
@@ -127,7 +124,7 @@ def test_windows_side_by_side_give_the_statistics_of_one_at_a_time(tmp_path, mon
             for key in alone:
                 assert np.array_equal(alone[key], together[key]), (dtype, key)
     # a single thread, or too few tokens: one window at a time, no second graph
-    single = ov_engine.OpenVINOStats(ir, "float32", threads=1)
+    single = openvino_engine.OpenVINOStats(ir, "float32", threads=1)
     assert single.streams == 1 and len(list(single.many(seqs))) == len(seqs) and single._parallel is None
 
 
@@ -151,7 +148,7 @@ def test_unknown_engine_is_refused_and_the_default_falls_back_where_it_cannot_ru
 
 
 def test_model_card_records_engine_and_warns_on_another_precision(default_detector, tmp_path):
-    from detector.model import DetectorModel
+    from detector.model.detector_model import DetectorModel
 
     # the shipped model predates the engine parameter: it leaves the engine open (Detector runs it on the
     # runtime measured fastest here) and was trained on the default engine
@@ -171,13 +168,13 @@ def test_model_card_records_engine_and_warns_on_another_precision(default_detect
 
 
 def test_the_compiled_graph_is_cached_per_configuration_and_gives_the_same_statistics(tmp_path):
-    ir = ov_engine.build_ir(tiny_llama(), tmp_path / "ir")
-    cache = ov_engine.compiled_cache_folder(ir)
+    ir = openvino_engine.build_ir(tiny_llama(), tmp_path / "ir")
+    cache = openvino_engine.compiled_cache_folder(ir)
     assert cache.parent == ir.parent  # keyed by the IR's folder: revision, OpenVINO version, GRAPH_VERSION
     seq = list(range(3, 40))
 
     def stats(dtype: str, compiled_cache=cache) -> dict[str, np.ndarray]:
-        return ov_engine.OpenVINOStats(ir, dtype, threads=1, compiled_cache=compiled_cache)(seq)
+        return openvino_engine.OpenVINOStats(ir, dtype, threads=1, compiled_cache=compiled_cache)(seq)
 
     compiled, loaded, fresh = stats("float32"), stats("float32"), stats("float32", None)
     blobs = sorted(cache.rglob("*.blob"))

@@ -12,12 +12,13 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils import estimator_checks as checks
 
-from detector.cache import StatsCache
-from detector.extractor import FeatureExtractor
-from detector.features import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine, as_texts
-from detector.lm import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS, known_stats_key
-from detector.normalize import normalize
-from detector.token_stats import TokenStats
+from detector.core.settings import DEFAULT_DTYPE, DEFAULT_LM, DEFAULT_MAX_TOKENS
+from detector.features.engine import FEATURE_NAMES, FEATURE_VERSION, ScoringEngine, as_texts
+from detector.lm.engines import known_stats_key
+from detector.lm.stats_cache import StatsCache
+from detector.lm.token_stats import TokenStats
+from detector.model.extractor import FeatureExtractor
+from detector.text.normalize import normalize
 
 TEXTS = ["The committee met on Tuesday and agreed on nothing at all, as usual.",
          "Rain fell all afternoon. We stayed in and mended the nets by the stove.",
@@ -97,7 +98,7 @@ def test_transform_is_row_wise(cached):
     extractor = FeatureExtractor(cache=cached).fit(TEXTS)
     table = extractor.transform(TEXTS)
     assert list(table.columns) == FEATURE_NAMES and len(table) == len(TEXTS)
-    from detector.dynamics import DYNAMICS_FEATURES
+    from detector.features.dynamics import DYNAMICS_FEATURES
 
     # every feature of a text with tokens, but series features too long for these short texts (NaN,
     # imputed by the classifier steps): ordinal patterns every 4th token need ~56 tokens

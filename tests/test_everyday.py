@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from conftest import MINI
 
-from detector import inputs
-from detector.normalize import normalize
-from detector.text import language_of, sentence_spans
-from detector.verdict import text_problem
+from detector.decision.verdict import text_problem
+from detector.io import inputs
+from detector.text.normalize import normalize
+from detector.text.segments import language_of, sentence_spans
 from detector_cli.main import build_parser, main
 
 LONG = ("The committee met on Tuesday to discuss the budget for the coming year. Several members raised "

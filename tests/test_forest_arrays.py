@@ -1,4 +1,4 @@
-"""detector.forest_arrays: a forest model as plain arrays gives the pipeline's p(machine) to the bit,
+"""detector.model.forest_arrays: a forest model as plain arrays gives the pipeline's p(machine) to the bit,
 refuses arrays that would index outside themselves, and lets a loaded model score without scikit-learn.
 
 The shipped default is gradient boosting (it predicts through its pipeline); the forest recipes remain
@@ -16,9 +16,11 @@ import pytest
 from conftest import ROOT, tiny_detector_folder
 from sklearn.ensemble import RandomForestClassifier
 
-from detector.features import FEATURE_NAMES
-from detector.forest_arrays import BadArrays, ForestArrays, export
-from detector.model import FOREST_CACHE, DetectorModel, p_machine_of
+from detector.core.errors import BadArrays
+from detector.features.engine import FEATURE_NAMES
+from detector.model.detector_model import FOREST_CACHE, DetectorModel
+from detector.model.forest_arrays import ForestArrays, export
+from detector.model.prediction import p_machine_of
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +136,9 @@ def test_scoring_features_with_a_loaded_model_imports_no_scikit_learn(tmp_path, 
 import sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from detector.detector import Detector
-from detector.features import FEATURE_NAMES
-from detector.model import DetectorModel
+from detector import Detector
+from detector.features.engine import FEATURE_NAMES
+from detector.model.detector_model import DetectorModel
 model = DetectorModel.load(Path({str(forest_folder)!r}), cache_dir=Path({str(tmp_path)!r}))
 row = pd.DataFrame([np.zeros(len(FEATURE_NAMES))], columns=list(FEATURE_NAMES))
 p = model.p_machine_from_features(row)

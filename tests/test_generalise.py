@@ -8,10 +8,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from detector.features import FEATURE_NAMES, MACHINE_DIRECTION, ZERO_SHOT_FEATURES
-from detector.novelty import NOVELTY_FEATURES, BadNovelty, Novelty
-from detector.thresholds import Thresholds
-from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
+from detector.core.errors import BadNovelty
+from detector.decision.novelty import NOVELTY_FEATURES, Novelty
+from detector.decision.thresholds import Thresholds
+from detector.decision.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
+from detector.features.engine import FEATURE_NAMES, MACHINE_DIRECTION, ZERO_SHOT_FEATURES
 from train.balance import balanced_rows
 from train.fit import META_COLUMNS, FeatureData
 from train.protocol import BEFORE, Setting, choose, leave_one_out, worst_case, zero_shot_scores

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from detector import cache as cache_module
-from detector import inputs, jsonl, report
-from detector.errors import printable
-from detector.model import DEFAULT_MODEL_DIR, TRUSTED_TYPES, DetectorModel, ModelError
-from detector.outputs import prepare_resume
-from detector.record import record as make_record
+from detector.core.errors import ModelError, printable
+from detector.io import inputs, jsonl, report
+from detector.io.outputs import prepare_resume
+from detector.io.record import record as make_record
+from detector.lm import stats_cache as cache_module
+from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
+from detector.model.skops_file import SAVED_NAMES, TRUSTED_TYPES, current_names, load_pipeline
 from detector_cli.main import main
 from tests.conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, SEED
 
@@ -66,7 +67,39 @@ def test_allow_list_is_exact_and_covers_the_shipped_model():
     import skops.io as sio
 
     assert not any(t.startswith("builtins.") or t.endswith(".") for t in TRUSTED_TYPES)
-    assert set(sio.get_untrusted_types(file=DEFAULT_MODEL_DIR / "model.skops")) <= TRUSTED_TYPES
+    shipped = current_names((DEFAULT_MODEL_DIR / "model.skops").read_bytes())
+    assert set(sio.get_untrusted_types(data=shipped)) <= TRUSTED_TYPES
+
+
+def test_saved_module_paths_are_mapped_whole_and_only_those_in_the_alias_table(tmp_path):
+    import skops.io as sio
+
+    # The shipped file was saved before the subpackages: it names the extractor by its old path.
+    original = (DEFAULT_MODEL_DIR / "model.skops").read_bytes()
+    assert "detector.extractor.FeatureExtractor" in sio.get_untrusted_types(data=original)
+    assert "detector.model.extractor.FeatureExtractor" in sio.get_untrusted_types(data=current_names(original))
+    assert set(SAVED_NAMES.values()) == {"detector.model.extractor"}
+    # Every old path of the table maps; a path that only starts like one, or another module, does not.
+    for old, module in [*((old, SAVED_NAMES[old]) for old in SAVED_NAMES), ("detector.extractor_x", None),
+                        ("detector.lm", None)]:
+        with zipfile.ZipFile(io.BytesIO(original)) as archive:
+            text = archive.read("schema.json").decode().replace('"detector.extractor"', json.dumps(old))
+            files = {info.filename: archive.read(info) for info in archive.infolist()}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as out:
+            for name, body in files.items():
+                out.writestr(name, text if name == "schema.json" else body)
+        named = sio.get_untrusted_types(data=current_names(buffer.getvalue()))
+        expected = f"{module or old}.FeatureExtractor"
+        assert expected in named, (old, named)
+        model = tmp_path / old
+        shutil.copytree(DEFAULT_MODEL_DIR, model)
+        (model / "model.skops").write_bytes(buffer.getvalue())
+        if module is None:  # not in the table: refused by the allow-list, in one line
+            with pytest.raises(ModelError, match=f"outside the allow-list: {old}.FeatureExtractor"):
+                load_pipeline(model / "model.skops")
+        else:
+            assert load_pipeline(model / "model.skops").named_steps["features"].lm == "smollm2-135m-instruct"
 
 
 def test_models_trained_here_load_under_the_allow_list(tiny_model_dir):
@@ -99,7 +132,8 @@ def test_the_crafted_file_really_runs_code_when_trusted(tmp_path):
 
     marker = tmp_path / "ran"
     model = craft_malicious_model(DEFAULT_MODEL_DIR, tmp_path / "evil", marker, "exec")
-    sio.load(model / "model.skops", trusted=sio.get_untrusted_types(file=model / "model.skops"))
+    data = current_names((model / "model.skops").read_bytes())  # the extractor under today's path
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))
     assert marker.read_text() == "ran"
 
 
@@ -180,12 +214,12 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_outputs_never_overwrite_and_are_refused_before_any_work(files, capsys, monkeypatch, case):
-    import detector.features
+    import detector.features.engine
 
     def no_lm(*args, **kwargs):
         raise AssertionError("LM work started before the output path was checked")
 
-    monkeypatch.setattr(detector.features, "shared_lm", no_lm)
+    monkeypatch.setattr(detector.features.engine, "shared_lm", no_lm)
     before = {p: digest(p) for p in files.rglob("*") if p.is_file()}
     assert main(REFUSED[case]) == 2
     one_error_line(capsys)
@@ -278,7 +312,7 @@ def test_resume_cuts_a_torn_line_and_refuses_foreign_files(tmp_path):
     out.write_bytes(b'{"source": "a.txt:1", "verdict": "human"}\n{"source": "a.txt:2", "ver')
     done, torn = prepare_resume(out)
     assert done == {"a.txt:1"} and torn and out.read_bytes().endswith(b"}\n")
-    from detector.outputs import OutputError
+    from detector.core.errors import OutputError
 
     for foreign in ("my notes\n", "no newline at all", '{"source": "x"}\nnotes'):
         (tmp_path / "notes.txt").write_text(foreign)
@@ -356,7 +390,7 @@ def fresh_cache_state(monkeypatch):
 
 
 def _stats():
-    from detector.token_stats import TokenStats
+    from detector.lm.token_stats import TokenStats
 
     return TokenStats.empty()
 

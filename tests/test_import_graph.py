@@ -19,7 +19,7 @@ def test_the_project_has_no_upward_edge_and_no_cycle():
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("detector ") and "-> (nothing)" in done.stdout.splitlines()[0]
     assert "ok: no forbidden edge, no cycle, no upward layer edge" in done.stdout
-    assert "  integrations  [serve, serve.answers," in done.stdout
+    assert "  integrations  [integrations, integrations.serve, integrations.serve.answers," in done.stdout
 
 
 def test_an_upward_edge_and_a_cycle_are_reported(tmp_path):
@@ -42,41 +42,25 @@ def test_an_upward_edge_and_a_cycle_are_reported(tmp_path):
     assert lines[1].startswith("train") and "detector (1)" in lines[1]
 
 
-def test_an_upward_layer_edge_and_an_undeclared_module_are_reported(tmp_path):
+def test_an_upward_layer_edge_and_a_module_outside_the_layer_folders_are_reported(tmp_path):
     for room in import_graph.ALLOWED:
         (tmp_path / room).mkdir()
         (tmp_path / room / "__init__.py").write_text("")
-    (tmp_path / "detector" / "serve").mkdir()
-    (tmp_path / "detector" / "serve" / "__init__.py").write_text("")
-    (tmp_path / "detector" / "serve" / "app.py").write_text("from detector import detector\n")  # down: fine
-    (tmp_path / "detector" / "detector.py").write_text("from detector import model\n")
-    (tmp_path / "detector" / "model.py").write_text("def f():\n    from detector.record import FIELDS\n")
-    (tmp_path / "detector" / "record.py").write_text("")
-    (tmp_path / "detector" / "gadget.py").write_text("")
+    for folder in ("integrations/serve", "facade", "model", "io", "gadgets"):
+        (tmp_path / "detector" / folder).mkdir(parents=True)
+        (tmp_path / "detector" / folder / "__init__.py").write_text("")
+    (tmp_path / "detector" / "integrations" / "__init__.py").write_text("")
+    (tmp_path / "detector" / "integrations" / "serve" / "app.py").write_text("from detector.facade import detector\n")
+    (tmp_path / "detector" / "facade" / "detector.py").write_text("from detector.model import trained\n")  # down
+    (tmp_path / "detector" / "model" / "trained.py").write_text("def f():\n    from detector.io.record import F\n")
+    (tmp_path / "detector" / "io" / "record.py").write_text("")
+    (tmp_path / "detector" / "loose.py").write_text("")
+    (tmp_path / "detector" / "gadgets" / "thing.py").write_text("")
     lines, problems = import_graph.check(tmp_path)
-    assert "upward edge: detector.model (model) imports detector.record (io)" in problems
-    assert "detector.gadget is in no layer: add it to LAYERS in tools/import_graph.py" in problems
-    assert not [p for p in problems if "serve" in p]
-    assert import_graph.layer_of("detector.serve.app") == "integrations"
-    assert import_graph.layer_of("detector") == "detector"
-    assert "  integrations  [serve, serve.app] -> detector (1)" in lines
-
-
-def test_a_command_group_that_fails_to_import_is_named_and_a_missing_room_is_not(monkeypatch, capsys):
-    import importlib
-
-    from detector_cli import main
-
-    real = importlib.import_module
-
-    def fake(name, *args):
-        if name == "detector_cli.bench":
-            raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
-        if name == "detector_cli.train":
-            raise ModuleNotFoundError("No module named 'train'", name="train")  # the room is not installed
-        return real(name, *args)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
-    assert main._optional_groups() == []
-    assert capsys.readouterr().err == ("detector: warning: the bench commands are unavailable: cannot import "
-                                       "sklearn (No module named 'sklearn')\n")
+    assert "upward edge: detector.model.trained (model) imports detector.io.record (io)" in problems
+    assert any(p.startswith("detector.loose is in no layer: move it into one of detector/{core,") for p in problems)
+    assert any(p.startswith("detector.gadgets.thing is in no layer") for p in problems)
+    fine = ("detector.integrations", "detector.facade", "upward edge: detector.integrations")
+    assert not [p for p in problems if p.startswith(fine)]
+    assert import_graph.layer_of("detector.integrations.serve.app") == "integrations"
+    assert import_graph.layer_of("detector") == "facade"

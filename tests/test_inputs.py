@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from detector import inputs
+from detector.io import inputs
 
 
 def test_folder_of_mixed_files(tmp_path):

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from conftest import SEED
 
-from detector.cache import StatsCache
-from detector.extractor import FeatureExtractor
-from detector.features import FEATURE_NAMES
-from detector.lm import LanguageModel, LMUnavailable, stats_key
+from detector.core.errors import LMUnavailable
+from detector.features.engine import FEATURE_NAMES
+from detector.lm.engines import stats_key
+from detector.lm.language_model import LanguageModel
+from detector.lm.stats_cache import StatsCache
+from detector.model.extractor import FeatureExtractor
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +66,9 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 def test_any_transformers_path_loads_like_the_hub(lm):
     # The dequantized default LM in the user cache is an ordinary transformers folder: loading it by
     # path goes through the same code path as a hub id (from_pretrained), which needs no network here.
-    from detector.lm import _hf_cache_folder
+    from detector.lm.packaged import cache_folder
 
-    folder = _hf_cache_folder("smollm2-135m-instruct")
+    folder = cache_folder("smollm2-135m-instruct")
     by_path = LanguageModel(str(folder))
     text = "The council approved the new library budget on Monday evening."
     assert np.allclose(by_path.token_stats([text])[0].logp, lm.token_stats([text])[0].logp, atol=1e-5)
@@ -86,7 +88,7 @@ def test_bfloat16_engine_stays_close_to_float32(lm):
 
 
 def test_fully_cached_texts_need_no_lm(tmp_path, monkeypatch):
-    import detector.features as features
+    import detector.features.engine as features
 
     extractor = FeatureExtractor(cache=str(tmp_path / "c.sqlite"))
     texts = ["The committee met on Tuesday to discuss the budget."]

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from detector.metrics import fast_detectgpt
-from detector.token_stats import TokenStats
-from detector.torch_engine import stats_from_logits
+from detector.features.zero_shot import fast_detectgpt
+from detector.lm.token_stats import TokenStats
+from detector.lm.torch_engine import stats_from_logits
 from detector_bench.lm_tuning import batches, discrepancy_from_logits
 
 

@@ -12,21 +12,14 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from detector.extractor import FeatureExtractor
-from detector.features import FEATURE_VERSION
-from detector.model import (
-    CARD_FILE,
-    DEFAULT_MODEL_DIR,
-    MODEL_FILE,
-    DetectorModel,
-    ModelCard,
-    ModelError,
-    read_card,
-    score_or_nan,
-    score_or_none,
-)
-from detector.thresholds import Thresholds
-from detector.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
+from detector.core.errors import ModelError
+from detector.decision.thresholds import Thresholds
+from detector.decision.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
+from detector.features.engine import FEATURE_VERSION
+from detector.model.card import ModelCard, read_card
+from detector.model.detector_model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel
+from detector.model.extractor import FeatureExtractor
+from detector.model.prediction import score_or_nan, score_or_none
 
 BANDED = Thresholds(machine=0.9, machine_fpr=0.01, borderline=0.7, borderline_fpr=0.05, min_tokens=16,
                     by_length=[[64, 0.9, 0.7], [128, 0.8, 0.6], [256, 0.75, 0.55]])
@@ -187,7 +180,7 @@ def test_the_shipped_model_loads_whole(model_copy):
 
 
 def test_a_detector_changes_a_copy_of_the_model_it_is_given_never_the_model():
-    from detector.detector import Detector
+    from detector import Detector
 
     model = DetectorModel.load()
     settings, extractor = model.lm_params(), model.pipeline.named_steps["features"].get_params()

@@ -25,8 +25,9 @@ from conftest import ROOT, random_feature_table, tiny_detector_folder
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from detector.features import FEATURE_NAMES
-from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel, ModelError
+from detector.core.errors import ModelError
+from detector.features.engine import FEATURE_NAMES
+from detector.model.detector_model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel
 
 N_FEATURES = len(FEATURE_NAMES)
 FAR = 2**40  # an index far past any array: reading there is a segfault, not a quiet wrong value
@@ -157,8 +158,8 @@ def crafted(tiny_models, tmp_path_factory) -> dict[str, Path]:
 PROBE = r"""
 import json, os, signal, sys, time
 import numpy as np, pandas as pd, skops.io as sio
-from detector.features import FEATURE_NAMES
-from detector.model import DetectorModel, ModelError
+from detector.features.engine import FEATURE_NAMES
+from detector.model.detector_model import DetectorModel, ModelError
 table = pd.DataFrame(np.random.default_rng(7).normal(size=(64, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
 
 def child(folder):
@@ -289,10 +290,10 @@ def test_a_model_whose_scaler_or_calibration_holds_nan_is_refused(tiny_models, t
 
 
 def test_a_file_that_unpacks_past_the_bound_is_refused_before_skops_reads_it(tiny_models, tmp_path, monkeypatch):
-    import detector.model_check
+    import detector.model.skops_file
 
     folder = craft(tiny_models["rf"], tmp_path / "bomb", _many_nodes)
-    monkeypatch.setattr(detector.model_check, "MAX_UNPACKED_BYTES", 2**20)  # 1 MiB stands for 2 GiB
+    monkeypatch.setattr(detector.model.skops_file, "MAX_UNPACKED_BYTES", 2**20)  # 1 MiB stands for 2 GiB
     with pytest.raises(ModelError, match="unpacks to 0.0 GiB, over the 0 GiB"):
         DetectorModel.load(folder)
 

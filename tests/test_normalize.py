@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detector.normalize import normalize
-from detector.verdict import text_problem
+from detector.decision.verdict import text_problem
+from detector.text.normalize import normalize
 
 
 def test_homoglyphs_are_mapped_and_reported():

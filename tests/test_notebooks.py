@@ -99,8 +99,8 @@ def test_the_computed_side_by_side_of_notebook_04(mini_table):
     """What notebook 04 shows with DETECTOR_NB_BENCHMARK=none: every zero-shot score and the detector's
     recipe scored out of fold, on the same texts (real LM)."""
     from analysis import benchmark
-    from detector.features import ScoringEngine
-    from detector.metrics import ZERO_SHOT
+    from detector.features.engine import ScoringEngine
+    from detector.features.zero_shot import ZERO_SHOT
 
     table, scores, long = benchmark.side_by_side(mini_table, ScoringEngine(), set_name="mini")
     trained = "trained logreg (5-fold)"

@@ -9,13 +9,13 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector import inputs
-from detector.features import FEATURE_NAMES, features_of
-from detector.normalize import normalize
-from detector.stylometry import STYLOMETRIC_FEATURES, stylometric_features
-from detector.text import sentence_spans
-from detector.token_stats import TokenStats
-from detector.verdict import text_problem
+from detector.decision.verdict import text_problem
+from detector.features.engine import FEATURE_NAMES, features_of
+from detector.features.stylometry import STYLOMETRIC_FEATURES, stylometric_features
+from detector.io import inputs
+from detector.lm.token_stats import TokenStats
+from detector.text.normalize import normalize
+from detector.text.segments import sentence_spans
 
 any_text = st.text(st.characters(codec="utf-8"), max_size=400)
 

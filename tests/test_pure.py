@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detector import metrics
-from detector.stylometry import mattr, stylometric_features
-from detector.text import sentence_spans
-from detector.thresholds import threshold_for_fpr
-from detector.token_stats import TokenStats
-from detector.torch_engine import stats_from_logits
+from detector.decision.thresholds import threshold_for_fpr
+from detector.features import zero_shot as metrics
+from detector.features.stylometry import mattr, stylometric_features
+from detector.lm.token_stats import TokenStats
+from detector.lm.torch_engine import stats_from_logits
+from detector.text.segments import sentence_spans
 from train import eval_metrics
 from train.data import DataError, map_labels, strip_shared_prefix
 from train.splits import holdouts, train_val_test
@@ -47,7 +47,7 @@ def test_token_stats_bytes_round_trip():
 
 
 def test_each_zero_shot_score_is_its_feature_column_times_its_sign():
-    from detector.features import ZERO_SHOT_FEATURES, lm_features
+    from detector.features.engine import ZERO_SHOT_FEATURES, lm_features
 
     stats = synthetic_stats([-0.5, -3.0, -1.2, -2.2] * 5, [1, 40, 3, 900] * 5, entropy=np.linspace(0.5, 3, 20))
     features = lm_features(stats, "x" * 200)
@@ -151,7 +151,7 @@ def test_strip_shared_prefix_removes_the_prompt_from_both_sides():
 
 
 def test_first_line_of_an_error():
-    from detector.errors import first_line
+    from detector.core.errors import first_line
 
     assert first_line(ValueError("bad thing\nmore detail")) == "bad thing"
     assert first_line(ValueError("x" * 300), 10) == "x" * 10

@@ -10,8 +10,8 @@ import sys
 import pytest
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, ROOT, SEED
 
-from detector.interrupts import POINTS
-from detector.settings import INTERRUPT_AT_ENV, STATS_CACHE_ENV
+from detector.core.interrupts import POINTS
+from detector.core.settings import INTERRUPT_AT_ENV, STATS_CACHE_ENV
 from detector_cli.main import main
 
 
@@ -127,7 +127,7 @@ def test_explain_gives_sentences_and_features(default_detector):
 @pytest.mark.parametrize("point", POINTS)
 def test_ctrl_c_at_each_moment_exits_130_in_one_line_keeping_whole_records(point, tmp_path, mini_table):
     """SIGINT at start-up, while the LM loads, after the first record, while a record is written and while
-    the process shuts down (detector.interrupts makes it land there): never a death by signal or a
+    the process shuts down (detector.core.interrupts makes it land there): never a death by signal or a
     traceback, one `interrupted` line, only whole JSON lines written, and `--resume` finishes the rest."""
     texts = mini_table["text"].tolist()[:5]
     src = tmp_path / "texts.jsonl"

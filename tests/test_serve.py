@@ -25,9 +25,9 @@ import pytest
 import uvicorn
 from conftest import HUMAN_TEXT, HUMAN_TEXT_2, MINI, ROOT, SEED
 
-from detector.detector import Detector
-from detector.normalize import normalize
-from detector.serve import ServeConfig, ServeError, check_exposure, create_app, is_loopback, token_ok
+from detector import Detector
+from detector.integrations.serve import ServeConfig, ServeError, check_exposure, create_app, is_loopback, token_ok
+from detector.text.normalize import normalize
 from detector_cli.main import main
 
 LIMITS = dict(max_body_bytes=20_000, max_texts=3, max_chars=6_000)
@@ -147,7 +147,7 @@ def test_concurrent_requests_each_get_their_own_answer(detector):
     def ask(i: int) -> None:
         answers[i] = call(base, "/v1/score", {"text": texts[i]})
 
-    logging.getLogger("detector.serve").setLevel(logging.INFO)
+    logging.getLogger("detector.integrations.serve").setLevel(logging.INFO)
     with running(create_app(detector, ServeConfig(**LIMITS, batch_texts=8))) as base:
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(texts))]
         for t in threads:
@@ -184,8 +184,8 @@ def test_render_uses_the_report_template(api):
 
 def test_page_and_report_share_one_template(api, detector, tmp_path):
     """The page's view of a text is the `--html` report's section for it, byte for byte."""
-    from detector.html_report import write_html
-    from detector.inputs import Item
+    from detector.io.html_report import write_html
+    from detector.io.inputs import Item
 
     seed = SEED.read_text(encoding="utf-8")
     code, _, answer = call(api, "/v1/render", {"text": seed})

@@ -143,8 +143,8 @@ def test_the_spark_report_gives_both_commands_tokens_per_core():
 @pytest.mark.slow
 def test_the_spark_bench_draws_texts_of_the_asked_token_counts():
     # the real default LM's tokenizer counts the tokens (it once called a transformers-only interface)
-    from detector.features import shared_lm
-    from detector.lm import DEFAULT_LM
+    from detector.core.settings import DEFAULT_LM
+    from detector.features.engine import shared_lm
     from detector_bench.spark_bench import sample
 
     fixture = __import__("pathlib").Path(__file__).parent / "fixtures" / "mini.jsonl"

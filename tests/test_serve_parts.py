@@ -10,14 +10,15 @@ import time
 import pytest
 from conftest import MINI, SEED
 
-from detector.normalize import MAX_READ_CHARS, normalize
-from detector.serve.body import Parsed
-from detector.serve.jobs import MARGIN, Job, Pace
+from detector.integrations.serve.body import Parsed
+from detector.integrations.serve.jobs import MARGIN, Job, Pace
+from detector.text.normalize import MAX_READ_CHARS, normalize
 from detector_cli.main import main
 
 
 def test_serve_without_its_extra_says_what_to_install(monkeypatch, capsys):
-    for name in [m for m in sys.modules if m == "detector.serve" or m.startswith("detector.serve.")]:
+    serve = "detector.integrations.serve"
+    for name in [m for m in sys.modules if m == serve or m.startswith(serve + ".")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ModuleNotFoundError
     assert main(["serve", "--port", "0"]) == 2
@@ -83,9 +84,9 @@ class Timed:
 
 
 def run_batch(monkeypatch, seconds: dict[str, float], texts: list[str], known_pace: bool) -> list[tuple]:
-    from detector.serve import answers
-    from detector.serve.answers import FLUSH_S
-    from detector.serve.config import ServeConfig
+    from detector.integrations.serve import answers
+    from detector.integrations.serve.answers import FLUSH_S
+    from detector.integrations.serve.config import ServeConfig
 
     clock = [0.0]
     monkeypatch.setattr(answers.time, "monotonic", lambda: clock[0])
@@ -104,7 +105,7 @@ def run_batch(monkeypatch, seconds: dict[str, float], texts: list[str], known_pa
 
 
 def test_a_long_text_does_not_hold_up_the_answers_of_its_batchmates(monkeypatch):
-    from detector.serve.answers import FLUSH_S
+    from detector.integrations.serve.answers import FLUSH_S
 
     short, long = "s" * 100, "l" * Pace.LM_CHARS
     seconds = {short: 0.1, long: 1.5 * FLUSH_S, "s2" * 50: 0.1}

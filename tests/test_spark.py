@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import MINI, ROOT
 
-from detector.record import TABLE_COLUMNS
+from detector.io.record import TABLE_COLUMNS
 
 try:
     import pyspark  # noqa: F401
@@ -45,7 +45,7 @@ def corpus(tmp_path_factory) -> tuple[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def spark():
-    from detector.spark import local_session
+    from detector.integrations.spark import local_session
 
     session = local_session("local[2]", progress=False)
     yield session
@@ -54,7 +54,7 @@ def spark():
 
 @needs_spark
 def test_spark_output_equals_detector_score(spark, corpus, default_detector):
-    from detector.spark import read_spec, score_dataframe
+    from detector.integrations.spark import read_spec, score_dataframe
 
     path, rows = corpus
     data = read_spec(spark, path).repartition(2)  # two partitions: both workers score
@@ -86,16 +86,16 @@ def test_spark_output_equals_detector_score(spark, corpus, default_detector):
 @needs_spark
 def test_a_worker_loads_the_model_once_for_all_its_batches_and_tasks(corpus):
     """What a Python worker runs (`_score_partitions`), twice over five batches, in this process."""
-    import detector.spark
+    import detector.integrations.spark
 
     _, rows = corpus
     frame = pd.DataFrame({"text": [r["text"] for r in rows[:5]]})
-    before = detector.spark.LOADS["count"]
+    before = detector.integrations.spark.LOADS["count"]
     for _ in range(2):  # two tasks
-        out = pd.concat(detector.spark._score_partitions(iter([frame, frame.iloc[:2]]), text_column="text",
+        out = pd.concat(detector.integrations.spark._score_partitions(iter([frame, frame.iloc[:2]]), text_column="text",
                                                          location=None, stats_cache=None, threads=1, batch_size=2))
         assert len(out) == 7 and out["error"].notna().sum() == 1  # rows[3] is the null text
-    assert detector.spark.LOADS["count"] == before + 1
+    assert detector.integrations.spark.LOADS["count"] == before + 1
 
 
 @needs_spark

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import HUMAN_TEXT, ROOT, SEED
 
-from detector import runtime, settings
-from detector.token_stats import TokenStats
+from detector.core import settings
+from detector.lm import runtime
+from detector.lm.token_stats import TokenStats
 
 # Texts a tokenizer gets wrong first: whitespace runs, every script, emoji with joiners, combining marks,
 # control and bidi characters, lone surrogates' neighbours, digits, the LM's own special-token text.
@@ -40,17 +41,17 @@ def test_the_cli_takes_its_lm_choices_from_the_settings():
     assert settings.DEFAULT_ENGINE in settings.ENGINES and settings.DEFAULT_DTYPE in settings.DTYPES
 
 
-def test_the_lm_module_re_exports_the_settings():
-    from detector import lm
+def test_the_stats_key_defaults_to_the_settings_window_and_engine():
+    from detector.lm import engines
 
-    for name in ("DEFAULT_LM", "DEFAULT_ENGINE", "DEFAULT_DTYPE", "DEFAULT_MAX_TOKENS", "ENGINES", "CACHE_DIR"):
-        assert getattr(lm, name) is getattr(settings, name), name
-    assert lm.stats_key("rev", "bfloat16", 512) == lm.stats_key("rev", "bfloat16", 512, settings.WINDOW)
+    key = engines.stats_key("rev", "bfloat16", 512)
+    assert key == engines.stats_key("rev", "bfloat16", 512, settings.WINDOW, settings.DEFAULT_ENGINE)
+    assert f"|w{settings.WINDOW}|" in key
 
 
 def test_the_tracking_store_is_a_parameter_not_the_environment(tmp_path, monkeypatch):
-    from detector.detector import Detector
-    from detector.model import ModelError
+    from detector import Detector
+    from detector.core.errors import ModelError
 
     monkeypatch.delenv(settings.TRACKING_URI_ENV, raising=False)
     store = f"sqlite:///{tmp_path / 'nowhere.db'}"
@@ -104,9 +105,11 @@ def test_the_runtime_choice_is_remembered_per_machine_and_versions(tmp_path, mon
 def test_the_tokenizer_file_gives_transformers_ids_and_offsets():
     from transformers import AutoTokenizer
 
-    from detector.lm import DEFAULT_LM, FileTokenizer, _packaged_folder
+    from detector.core.settings import DEFAULT_LM
+    from detector.lm.packaged import packaged_folder
+    from detector.lm.tokenizer import FileTokenizer
 
-    folder = _packaged_folder(DEFAULT_LM)
+    folder = packaged_folder(DEFAULT_LM)
     ours, theirs = FileTokenizer(folder), AutoTokenizer.from_pretrained(folder)
     assert (ours.bos_token_id, ours.eos_token_id) == (theirs.bos_token_id, theirs.eos_token_id)
     for text in [*VARIED, SEED.read_text(encoding="utf-8"), HUMAN_TEXT]:
@@ -167,8 +170,8 @@ def test_the_speed_report_has_the_runtime_choice_and_start_up_tables(tmp_path):
 
 
 def test_the_lm_settings_ahead_are_those_the_detector_will_use(monkeypatch, tmp_path):
-    from detector import ahead
-    from detector.settings import DEFAULT_MODEL_DIR
+    from detector.core.settings import DEFAULT_MODEL_DIR
+    from detector.facade import ahead
 
     card = json.loads((DEFAULT_MODEL_DIR / settings.CARD_FILE).read_text())
     chosen = runtime.Choice("torch", "openvino", {}, {}, False)
@@ -186,7 +189,7 @@ def test_the_lm_settings_ahead_are_those_the_detector_will_use(monkeypatch, tmp_
 def test_a_shared_lm_loading_in_another_thread_is_waited_for_and_a_failed_load_is_redone_here():
     import threading
 
-    from detector import lm
+    from detector.lm import shared as lm
 
     loading, release, loads = threading.Event(), threading.Event(), []
 
@@ -196,11 +199,11 @@ def test_a_shared_lm_loading_in_another_thread_is_waited_for_and_a_failed_load_i
         release.wait(10)
         return "the LM"
 
-    other = threading.Thread(target=lm._shared_load, args=(("k", 1), slow_load))
+    other = threading.Thread(target=lm.shared_load, args=(("k", 1), slow_load))
     other.start()
     loading.wait(10)
     threading.Timer(0.2, release.set).start()
-    assert lm._shared_load(("k", 1), lambda: loads.append("again")) == "the LM"  # waited, not loaded twice
+    assert lm.shared_load(("k", 1), lambda: loads.append("again")) == "the LM"  # waited, not loaded twice
     other.join()
     assert loads == ["ahead"]
 
@@ -215,12 +218,12 @@ def test_a_shared_lm_loading_in_another_thread_is_waited_for_and_a_failed_load_i
 
     loading.clear()
     release.clear()
-    failed = threading.Thread(target=pytest.raises, args=(OSError, lm._shared_load, ("k", 2), failing_slow_load))
+    failed = threading.Thread(target=pytest.raises, args=(OSError, lm.shared_load, ("k", 2), failing_slow_load))
     failed.start()
     loading.wait(10)
     threading.Timer(0.2, release.set).start()
     with pytest.raises(OSError, match="failed here"):  # waited for the other thread, then its own try
-        lm._shared_load(("k", 2), lambda: failing_load("here"))
+        lm.shared_load(("k", 2), lambda: failing_load("here"))
     failed.join()
     assert loads[1:] == ["ahead", "here"]
 
@@ -228,7 +231,7 @@ def test_a_shared_lm_loading_in_another_thread_is_waited_for_and_a_failed_load_i
 def test_statistics_scored_ahead_are_handed_out_once_in_order():
     import threading
 
-    from detector.lm import LanguageModel
+    from detector.lm.language_model import LanguageModel
 
     lm = LanguageModel.__new__(LanguageModel)  # the bookkeeping only: a fake LM pass
     lm._ahead, lm._ahead_lock, passes = {}, threading.Lock(), []

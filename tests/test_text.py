@@ -1,4 +1,4 @@
-"""detector.text: the language identifier read from its unpacked copy answers as py3langid's own loader."""
+"""detector.text.segments: the language identifier read from its unpacked copy answers as py3langid's own loader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-from detector import settings, text
+from detector.core import settings
+from detector.text import segments as text
 
 SAMPLES = ["The committee met on Tuesday and decided nothing, as usual.",
            "Der Hund läuft schnell über die Straße und bellt den Briefträger an.",

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from conftest import MINI, ROOT
 
-from detector.detector import Detector
-from detector.record import TABLE_COLUMNS
+from detector import Detector
+from detector.io.record import TABLE_COLUMNS
 from detector_cli.main import main
 
 
@@ -136,12 +136,12 @@ def test_pyfunc_round_trip_and_score_by_uri(trained, store, capsys):
 
 
 def test_second_run_reuses_the_feature_cache(store, monkeypatch, tmp_path):
-    import detector.lm
+    import detector.lm.language_model
 
     def no_lm(*args, **kwargs):
         raise AssertionError("the LM ran again: the feature cache was not used")
 
-    monkeypatch.setattr(detector.lm.LanguageModel, "token_stats", no_lm)
+    monkeypatch.setattr(detector.lm.language_model.LanguageModel, "token_stats", no_lm)
     assert main(["train", "--data", str(MINI), "--classifier", "hgb", "--tracking-uri", store,
                  "--experiment", "tests", "--output", str(tmp_path / "m")]) == 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.lm import LanguageModel
+from detector.lm.language_model import LanguageModel
 
 
 def shell(window: int = 512, batch_tokens: int = 0) -> LanguageModel:

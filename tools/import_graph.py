@@ -6,9 +6,9 @@
 Every import counts, also those inside functions or under `if TYPE_CHECKING:`: a deferred import is
 still a dependency. It fails on an edge between rooms that the layering forbids (arrows point down
 only: detector_cli -> detector_bench -> analysis -> train -> detector, with the exceptions in SHARED), on a
-cycle between modules, and, inside the library, on an import from a higher layer (LAYERS: settings ->
-LM and token statistics -> text handling -> features -> decision -> model -> Detector -> I/O ->
-integrations) or on a library module the layer map does not name.
+cycle between modules, and, inside the library, on an import from a higher layer or on a library module
+outside the layers. The layers are the subpackages of detector/ (LAYERS: core -> lm -> text -> features ->
+decision -> model -> facade -> io -> workflows -> integrations).
 """
 
 from __future__ import annotations
@@ -35,31 +35,22 @@ SHARED = {
 }
 
 
-# The library's layers, lowest first, and the modules (or packages, with all their modules) in each.
-# A module may import its own layer and those below it, never one above. A new module of the library
-# is added here, in the layer its job belongs to; the check fails until it is.
-LAYERS = {
-    "settings": ("errors", "settings", "interrupts", "json_fields"),
-    "lm": ("token_stats", "lm", "ov_engine", "torch_engine", "runtime", "cache", "metrics"),
-    "text": ("normalize", "text"),
-    "features": ("stylometry", "dynamics", "features"),
-    "decision": ("lengths", "thresholds", "novelty", "adaptation", "conformal", "profile", "profile_fit", "verdict"),
-    "model": ("extractor", "forest_arrays", "model", "model_check", "model_uri"),
-    "detector": ("calibration", "detector", "explain", "ahead", ""),  # "": the package itself (it re-exports Detector)
-    "io": ("decoding", "documents", "sources", "jsonl", "tables", "inputs", "record", "report", "outputs",
-           "html_report", "batch"),
-    "integrations": ("serve", "spark"),
-}
+# The library's layers are its subpackages (folders of detector/), lowest first. A module may import its
+# own layer and those below it, never one above. The package itself (`detector/__init__.py`, which
+# re-exports Detector) sits in the facade's layer; a module directly in detector/, or in a folder not
+# named here, fails the check until it is moved into a layer's folder (or its folder is named here).
+LAYERS = ("core", "lm", "text", "features", "decision", "model", "facade", "io", "workflows", "integrations")
+PACKAGE_LAYER = "facade"
 LIBRARY = "detector"
 
 
 def layer_of(module: str) -> str | None:
-    """The layer of a library module (`detector.serve.app` is in the layer of `serve`), or None."""
+    """The layer of a library module: the folder it is in (`detector.integrations.serve.app` is in
+    `integrations`), PACKAGE_LAYER for the package itself, or None."""
     parts = module.split(".")[1:]
-    for name, members in LAYERS.items():
-        if any(parts[: len(m.split("."))] == m.split(".") if m else not parts for m in members):
-            return name
-    return None
+    if not parts:
+        return PACKAGE_LAYER
+    return parts[0] if parts[0] in LAYERS else None
 
 
 def check_layers(graph: dict[str, set[str]]) -> tuple[list[str], list[str]]:
@@ -71,7 +62,7 @@ def check_layers(graph: dict[str, set[str]]) -> tuple[list[str], list[str]]:
     library = {m: t for m, t in graph.items() if room(m) == LIBRARY}
     for module in sorted(library):
         if layer_of(module) is None:
-            problems.append(f"{module} is in no layer: add it to LAYERS in tools/import_graph.py")
+            problems.append(f"{module} is in no layer: move it into one of detector/{{{','.join(LAYERS)}}}/")
     for source, targets in sorted(library.items()):
         for target in sorted(t for t in targets if room(t) == LIBRARY):
             low, high = layer_of(source), layer_of(target)

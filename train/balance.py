@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detector.lengths import THRESHOLD_EDGES, length_band
+from detector.decision.lengths import THRESHOLD_EDGES, length_band
 
 # Per machine cell; ~60 cells x 4 bands: a training set of ~20k texts from the 51k of ../shared/data.
 DEFAULT_CAP = 300

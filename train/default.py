@@ -25,9 +25,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from detector.features import FEATURE_VERSION, ScoringEngine
-from detector.model import CARD_FILE, DEFAULT_MODEL_DIR, read_card
-from detector.token_stats import STATS_VERSION
+from detector.features.engine import FEATURE_VERSION, ScoringEngine
+from detector.lm.token_stats import STATS_VERSION
+from detector.model.card import read_card
+from detector.model.detector_model import CARD_FILE, DEFAULT_MODEL_DIR
 from train.data import load_manifest
 from train.fit import FeatureData
 from train.protocol import Setting, in_distribution_rows, reference_check, run_protocol

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, roc_auc_score
 
-from detector.thresholds import threshold_for_fpr
+from detector.decision.thresholds import threshold_for_fpr
 
 
 def _valid(y, scores):

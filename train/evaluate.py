@@ -12,9 +12,10 @@ import pandas as pd
 from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 
 from analysis import plots
-from detector.features import FEATURE_NAMES
-from detector.lengths import reliability_by_length
-from detector.model import DetectorModel, single_openmp_thread
+from detector.decision.lengths import reliability_by_length
+from detector.features.engine import FEATURE_NAMES
+from detector.model.detector_model import DetectorModel
+from detector.model.prediction import single_openmp_thread
 from train import eval_metrics
 from train.fit import FeatureData, fitted_p_machine
 from train.splits import holdouts
@@ -38,7 +39,8 @@ PLOT_FILES = ("roc_curve.png", "pr_curve.png", "score_histograms.png", "calibrat
 
 def check_plots_folder(folder: str | Path, inputs: list[str]) -> None:
     """Refuse a --plots folder whose figures would replace files already there (before any work)."""
-    from detector.outputs import OutputError, check_output
+    from detector.core.errors import OutputError
+    from detector.io.outputs import check_output
 
     path = Path(folder)
     if path.exists() and not path.is_dir():

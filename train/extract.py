@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector.features import ScoringEngine
-from detector.normalize import MAX_READ_CHARS, collapse_whitespace, normalize
+from detector.features.engine import ScoringEngine
+from detector.text.normalize import MAX_READ_CHARS, collapse_whitespace, normalize
 from train.data import load_manifest
 from train.fit import FeatureData
 from train.protocol import load_alike

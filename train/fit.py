@@ -15,14 +15,16 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from detector.adaptation import MachineRows
-from detector.explain import feature_reference
-from detector.extractor import FeatureExtractor
-from detector.features import FEATURE_NAMES, Analysis, ScoringEngine
-from detector.lengths import MIN_TOKENS, reliability_by_length, reliable_length
-from detector.model import DetectorModel, ModelCard, p_machine_of, single_openmp_thread
-from detector.novelty import Novelty
-from detector.thresholds import Thresholds, threshold_for_fpr
+from detector.decision.adaptation import MachineRows
+from detector.decision.lengths import MIN_TOKENS, reliability_by_length, reliable_length
+from detector.decision.novelty import Novelty
+from detector.decision.thresholds import Thresholds, threshold_for_fpr
+from detector.facade.explain import feature_reference
+from detector.features.engine import FEATURE_NAMES, Analysis, ScoringEngine
+from detector.model.card import ModelCard
+from detector.model.detector_model import DetectorModel
+from detector.model.extractor import FeatureExtractor
+from detector.model.prediction import p_machine_of, single_openmp_thread
 from train import eval_metrics
 from train.balance import balanced_rows
 from train.data import DataError
@@ -117,7 +119,7 @@ class FeatureData:
 
 
 def _features_and_problem(analysis: Analysis) -> tuple[dict[str, float], str]:
-    from detector.verdict import text_problem
+    from detector.decision.verdict import text_problem
 
     return analysis.features(), text_problem(analysis.text) or ""
 
@@ -160,7 +162,7 @@ def with_learned(train: FeatureData, learned: FeatureData) -> FeatureData:
     return FeatureData.concat([train, learned])
 
 
-# What the verdict does with a novel text (see detector.novelty): "veto" (never `machine`), "two-sided"
+# What the verdict does with a novel text (see detector.decision.novelty): "veto" (never `machine`), "two-sided"
 # (vetoed unless it lies among the training machine texts) or "threshold" (a stricter threshold).
 # Two-sided is the default: the held-out protocol found it catches more at the same promise.
 NOVELTY_RULES = ("two-sided", "veto", "threshold")
@@ -210,7 +212,7 @@ def fit_detector(train: FeatureData, val: FeatureData, recipe: str, seed: int = 
         model.thresholds = Thresholds.worst_group_by_length(human_p, human_groups(humans.table), humans.n_tokens,
                                                             fpr, 0.05, min_tokens)
     train_machines = train.table["label"].to_numpy() == 1
-    # Shipped with the model: a calibration profile refits the ranking against them (detector.adaptation).
+    # Shipped with the model: a calibration profile refits the ranking against them (detector.decision.adaptation).
     model.machine_rows = MachineRows.sample(train.features[train_machines], train.n_tokens[train_machines], seed=seed)
     if novelty:
         train_humans = train.features[train.table["label"].to_numpy() == 0]

@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from detector.lm import DEFAULT_LM, LanguageModel
+from detector.core.settings import DEFAULT_LM
+from detector.lm.language_model import LanguageModel
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from detector.features import ZERO_SHOT_FEATURES
-from detector.model import DetectorModel, score_or_none, single_openmp_thread
-from detector.verdict import MACHINE, UNCERTAIN, verdict_rule
+from detector.decision.verdict import MACHINE, UNCERTAIN, verdict_rule
+from detector.features.engine import ZERO_SHOT_FEATURES
+from detector.model.detector_model import DetectorModel
+from detector.model.prediction import score_or_none, single_openmp_thread
 from train import eval_metrics
 from train.balance import balanced_rows
 from train.families import HUMAN, families
@@ -133,7 +134,7 @@ class Setting:
     balance: int | None = None  # train on train.balance's subset with this cap per cell (None: every row)
     novelty_quantile: float = 0.9  # the novelty cut: this quantile of validation humans' novelty scores
     # Novel texts: "veto" (never `machine`), "threshold" (a stricter one) or "two-sided" (vetoed unless
-    # they lie among the training machine texts, see detector.novelty).
+    # they lie among the training machine texts, see detector.decision.novelty).
     novelty_rule: str = "veto"
     learn_references: bool = False  # the classifier also learns from the human references
 

@@ -16,9 +16,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from detector.dynamics import DYNAMICS_FEATURES
-from detector.features import FEATURE_NAMES, LM_FEATURES, MACHINE_DIRECTION
-from detector.stylometry import STYLOMETRIC_FEATURES
+from detector.features.dynamics import DYNAMICS_FEATURES
+from detector.features.engine import FEATURE_NAMES, LM_FEATURES, MACHINE_DIRECTION
+from detector.features.stylometry import STYLOMETRIC_FEATURES
 
 # Scores that compare the text's likelihood with what the model itself expects at each position: they
 # do not rise just because a domain is easy to predict (encyclopedic, how-to prose), unlike raw log p.

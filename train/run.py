@@ -17,8 +17,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from detector.features import ScoringEngine
-from detector.model import DetectorModel
+from detector.features.engine import ScoringEngine
+from detector.model.detector_model import DetectorModel
 from train import tracking
 from train.data import DataError, check_two_classes
 from train.evaluate import evaluation_plots, holdout_table

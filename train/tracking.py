@@ -18,9 +18,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from detector.errors import UserError
-from detector.model import DetectorModel
-from detector.settings import DEFAULT_TRACKING_URI, TRACKING_URI_ENV
+from detector.core.errors import UserError
+from detector.core.settings import DEFAULT_TRACKING_URI, TRACKING_URI_ENV
+from detector.model.detector_model import DetectorModel
 
 # mlflow suggests type hints on predict(); ours takes a DataFrame with a `text` column, by signature.
 warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
@@ -56,8 +56,8 @@ with warnings.catch_warnings():  # mlflow nags about type hints when the class i
         """An mlflow model around a saved detector folder: DataFrame with `text` -> `predictions_frame`."""
 
         def load_context(self, context):
-            from detector.detector import Detector
-            from detector.model import DetectorModel
+            from detector import Detector
+            from detector.model.detector_model import DetectorModel
 
             self.detector = Detector(DetectorModel.load(context.artifacts[MODEL_ARTIFACT]))
 
@@ -66,10 +66,10 @@ with warnings.catch_warnings():  # mlflow nags about type hints when the class i
 
 
 def predictions_frame(detector, model_input) -> pd.DataFrame:
-    """The pyfunc's output, one row per text (`detector.record.TABLE_COLUMNS`): p(machine) (NaN when
+    """The pyfunc's output, one row per text (`detector.io.record.TABLE_COLUMNS`): p(machine) (NaN when
     unscored), verdict, reason, n_tokens, and the error of a text that could not be scored."""
-    from detector.batch import score_values
-    from detector.record import table_frame
+    from detector.io.record import table_frame
+    from detector.workflows.batch import score_values
 
     if isinstance(model_input, pd.DataFrame):
         if "text" not in model_input.columns:
@@ -82,7 +82,7 @@ def predictions_frame(detector, model_input) -> pd.DataFrame:
 
 def requirements(model: DetectorModel) -> list[str]:
     """pip requirements of the logged model: the detector, its torch, and the LM package it reads."""
-    from detector.lm import PACKAGED
+    from detector.lm.packaged import PACKAGED
 
     packaged = PACKAGED.get(model.scoring_engine.lm)
     return ["mgt-detector", "torch==2.13.0", *([packaged.pip_spec] if packaged else [])]
@@ -90,7 +90,7 @@ def requirements(model: DetectorModel) -> list[str]:
 
 def install_note(model: DetectorModel) -> str:
     """How to install the serving environment by hand (pip cannot say --no-deps for one requirement)."""
-    from detector.lm import PACKAGED
+    from detector.lm.packaged import PACKAGED
 
     packaged = PACKAGED.get(model.scoring_engine.lm)
     if packaged is None:
@@ -106,8 +106,8 @@ def log_model(model: DetectorModel, input_example: list[str], register: str | No
     from mlflow.models import infer_signature
 
     example = pd.DataFrame({"text": input_example})
-    from detector.detector import Result
-    from detector.record import table_frame, table_row
+    from detector import Result
+    from detector.io.record import table_frame, table_row
 
     shape = [table_row(Result(0.5, "uncertain", "an example of the output schema", 0))] * len(example)
     signature = infer_signature(example, table_frame(shape))
@@ -156,13 +156,11 @@ def git_tags() -> dict[str, str]:
 
 def run_tags(data_specs: list[str] | None, lm_params: dict, command: str) -> dict[str, str]:
     """Tags for the runs table: the command, data specs, LM, engine and precision, the git commit."""
-    from detector import lm as lm_module
-
     return {
         "command": command,
         "data_specs": json.dumps(list(data_specs or [])),
         "lm": str(lm_params.get("lm")),
-        "engine": str(lm_params.get("engine", getattr(lm_module, "ENGINE", "torch"))),
+        "engine": str(lm_params.get("engine", "torch")),
         "dtype": str(lm_params.get("dtype")),
         **git_tags(),
     }
