@@ -268,11 +268,11 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         raise UsageError("score-corpus needs pyspark: pip install 'mgt-detector[spark]' (and Java 17)") from err
     from detector import Detector
     from detector.core.errors import UserError
-    from detector.integrations.spark import (
+    from detector.integrations.spark import score_dataframe
+    from detector.integrations.spark_session import (
         check_workers,
         local_session,
         read_spec,
-        score_dataframe,
         spark_error_line,
         worker_modules,
     )
@@ -289,7 +289,7 @@ def cmd_score_corpus(args: argparse.Namespace) -> int:
         parallel = spark.sparkContext.defaultParallelism
         partitions = data.rdd.getNumPartitions()
         # A small file is one partition (one core). Local workers serve one task each and load the model
-        # for it (detector.integrations.spark.LOCAL_WORKERS), so local runs get one partition per core.
+        # for it (detector.integrations.spark_session.LOCAL_WORKERS), so local runs get one partition per core.
         if args.partitions or partitions < parallel or (args.master.startswith("local") and partitions != parallel):
             data = data.repartition(args.partitions or parallel)
         scored = score_dataframe(data, args.text_column, args.model, batch_size=args.batch_size,

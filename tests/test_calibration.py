@@ -386,7 +386,8 @@ except ImportError:
 @pytest.mark.skipif(_NO_SPARK is not None, reason=_NO_SPARK or "")
 def test_one_profile_gives_identical_verdicts_on_spark(calibrated, default_detector):
     from detector import Detector
-    from detector.integrations.spark import local_session, score_dataframe
+    from detector.integrations.spark import score_dataframe
+    from detector.integrations.spark_session import local_session
 
     path, machines, _, _ = calibrated
     texts = [json.loads(line)["body"] for line in machines.read_text().splitlines()][:8]

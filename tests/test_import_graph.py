@@ -64,3 +64,18 @@ def test_an_upward_layer_edge_and_a_module_outside_the_layer_folders_are_reporte
     assert not [p for p in problems if p.startswith(fine)]
     assert import_graph.layer_of("detector.integrations.serve.app") == "integrations"
     assert import_graph.layer_of("detector") == "facade"
+
+
+def test_every_layer_exports_names_that_resolve_to_where_they_are_defined():
+    import importlib
+    import inspect
+
+    for layer in import_graph.LAYERS:
+        package = importlib.import_module(f"detector.{layer}")
+        assert package.__all__ == sorted(package.__all__) and package.__all__, layer
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert not inspect.ismodule(value), (layer, name)
+            defined = getattr(value, "__module__", None)
+            if callable(value) and defined:  # classes and functions: exported from the layer they live in
+                assert defined.startswith(f"detector.{layer}."), (layer, name, defined)

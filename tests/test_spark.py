@@ -45,7 +45,7 @@ def corpus(tmp_path_factory) -> tuple[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def spark():
-    from detector.integrations.spark import local_session
+    from detector.integrations.spark_session import local_session
 
     session = local_session("local[2]", progress=False)
     yield session
@@ -54,7 +54,8 @@ def spark():
 
 @needs_spark
 def test_spark_output_equals_detector_score(spark, corpus, default_detector):
-    from detector.integrations.spark import read_spec, score_dataframe
+    from detector.integrations.spark import score_dataframe
+    from detector.integrations.spark_session import read_spec
 
     path, rows = corpus
     data = read_spec(spark, path).repartition(2)  # two partitions: both workers score

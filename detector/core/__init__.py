@@ -7,13 +7,13 @@ costs no more than that module.
 from detector.core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "InvalidField": "errors",
     "UserError": "errors",
     "first_line": "errors",
     "printable": "errors",
     "POINTS": "interrupts",
     "interrupt_point": "interrupts",
     "Fields": "json_fields",
-    "InvalidField": "json_fields",
     "is_number": "json_fields",
     "CACHE_DIR": "settings",
     "CACHE_DIR_ENV": "settings",

@@ -23,7 +23,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "features_of": "engine",
     "features_table": "engine",
     "lm_features": "engine",
-    "shared_lm": "engine",
     "STYLOMETRIC_FEATURES": "stylometry",
     "mattr": "stylometry",
     "stylometric_features": "stylometry",

@@ -8,17 +8,14 @@ from detector.core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "ServeConfig": "serve",
-    "ServeError": "serve",
-    "answers": "serve",
     "check_exposure": "serve",
     "create_app": "serve",
     "is_loopback": "serve",
-    "serve": "serve",
     "token_ok": "serve",
-    "check_workers": "spark",
-    "local_session": "spark",
-    "read_spec": "spark",
     "score_dataframe": "spark",
-    "spark_error_line": "spark",
-    "worker_modules": "spark",
+    "check_workers": "spark_session",
+    "local_session": "spark_session",
+    "read_spec": "spark_session",
+    "spark_error_line": "spark_session",
+    "worker_modules": "spark_session",
 })

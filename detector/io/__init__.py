@@ -7,17 +7,13 @@ costs no more than that module.
 from detector.core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "Item": "decoding",
     "nothing_to_score": "decoding",
     "text_item": "decoding",
     "document_context": "html_report",
     "render_fragment": "html_report",
     "templates": "html_report",
     "write_html": "html_report",
-    "DataError": "inputs",
-    "Item": "inputs",
-    "looks_like_path": "inputs",
-    "read_table": "inputs",
-    "OutputError": "outputs",
     "check_distinct": "outputs",
     "check_output": "outputs",
     "open_new": "outputs",
@@ -29,4 +25,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "table_frame": "record",
     "table_row": "record",
     "source_keys": "sources",
+    "looks_like_path": "tables",
+    "read_table": "tables",
 })
