@@ -19,13 +19,13 @@ from detector_cli.common import (
 )
 
 
-def read_texts(spec: str, text_column: str, flag: str) -> list[str]:
-    """The texts of a SPEC (`inputs.read_texts`); unreadable items are reported on stderr and left
+def readable_texts(spec: str, text_column: str, flag: str) -> list[str]:
+    """The texts of a SPEC (`detector.io.tables.read_texts`); unreadable items are reported on stderr and left
     out, none at all is a usage error."""
     from detector.core.errors import printable
-    from detector.io import inputs
+    from detector.io.tables import read_texts
 
-    texts, bad = inputs.read_texts(spec, text_column)
+    texts, bad = read_texts(spec, text_column)
     for item in bad[:5]:
         print(f"detector: {flag} {printable(item.source)}: {printable(item.error)} (left out)", file=sys.stderr)
     if len(bad) > 5:
@@ -54,10 +54,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         except ImportError as err:
             raise UsageError("logging to mlflow needs the source checkout's train/ package; add --no-mlflow") from err
         tracking.connect(args.tracking_uri, args.experiment)  # before the LM pass: a dead store fails now
-    humans = read_texts(args.humans, args.text_column, "--humans")
+    humans = readable_texts(args.humans, args.text_column, "--humans")
     if len(humans) < minimum_humans(args.fpr):  # refused now, not after the LM pass
         raise CalibrationError(too_few_message(len(humans), args.fpr))
-    machines = read_texts(args.machines, args.text_column, "--machines") if args.machines else None
+    machines = readable_texts(args.machines, args.text_column, "--machines") if args.machines else None
     detector = Detector.load(args.model, engine=args.engine, dtype=args.dtype)
     if args.device:
         detector.model.set_lm(device=args.device)

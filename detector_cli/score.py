@@ -67,20 +67,21 @@ def _check_score_outputs(args: argparse.Namespace, given: list[str]) -> None:
 def _table_paths_warning(paths: list[str]) -> None:
     """A .csv/.jsonl/.parquet given as a plain PATH is scored whole, as one text: say so, once each."""
     from detector.core.errors import printable
-    from detector.io import inputs
+    from detector.io.tables import table_suffix
 
     for path in paths:
-        if inputs.table_suffix(path) and Path(path).is_file():
+        if table_suffix(path) and Path(path).is_file():
             print(f"detector: warning: {printable(path)} is scored as one text; to score each row, use "
                   f"--data {printable(path)} --text-column NAME", file=sys.stderr)
 
 
 def _read_items(args: argparse.Namespace) -> list:
-    from detector.io import inputs
+    from detector.io.sources import iter_paths
+    from detector.io.tables import iter_table
 
-    items = list(inputs.iter_paths(args.paths))
+    items = list(iter_paths(args.paths))
     for spec in args.data or []:
-        records = list(inputs.iter_table(spec, args.text_column))
+        records = list(iter_table(spec, args.text_column))
         if not records:
             raise UsageError(f"{spec}: no rows to score (the file is empty or blank)")
         items += records
@@ -98,9 +99,9 @@ def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
     something, inputs read (a missing --text-column fails in a second), --resume's done inputs dropped.
     Returns the items and how many were dropped."""
     from detector.core.errors import printable
-    from detector.io import inputs
     from detector.io.outputs import prepare_resume
     from detector.io.record import clashing_fields
+    from detector.io.tables import check_spec
     from detector.workflows.batch import resume_filter
 
     if args.jsonl:  # the older spelling: --jsonl FILE is --data FILE
@@ -110,7 +111,7 @@ def _score_inputs(args: argparse.Namespace) -> tuple[list, int]:
     if "-" in (args.data or []) and "-" in args.paths:
         raise UsageError("stdin (-) can be read once: as a PATH or as --data -, not both")
     for spec in args.data or []:
-        inputs.check_spec(spec)
+        check_spec(spec)
     _check_score_outputs(args, list(args.paths) + list(args.data or []))
     _check_device(args.device)
     _table_paths_warning(args.paths)

@@ -159,11 +159,12 @@ def test_the_loop_gives_detector_scores_on_the_seed_and_the_fixtures(default_det
     `Detector.score`'s verdicts and p(machine), text for text, in input order; the seed is machine.
     (Before/after: the old loop and this one gave the same 81 verdicts and reasons on these inputs, with
     p(machine) within 2.2e-16, the old loop's own run-to-run spread.)"""
-    from detector.io import inputs
+    from detector.io.sources import iter_paths
+    from detector.io.tables import iter_table
     from detector_cli.main import main
     from tests.conftest import MINI, SEED
 
-    items = [*inputs.iter_paths([str(SEED)]), *inputs.iter_table(str(MINI))]
+    items = [*iter_paths([str(SEED)]), *iter_table(str(MINI))]
     direct = default_detector.score([item.text for item in items])
     out = tmp_path / "scored.jsonl"
     assert main(["score", str(SEED), "--data", str(MINI), "--format", "jsonl", "--batch-size", "7", "-q",

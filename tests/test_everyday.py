@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from conftest import MINI
 
+from detector.core.errors import DataError
 from detector.decision.verdict import text_problem
-from detector.io import inputs
+from detector.io.sources import iter_paths
+from detector.io.tables import iter_table
 from detector.text.normalize import normalize
 from detector.text.segments import language_of, sentence_spans
 from detector_cli.main import build_parser, main
@@ -86,12 +88,12 @@ def _table(tmp_path):
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_table_rows_are_items_with_their_columns(tmp_path, suffix):
     _table(tmp_path)
-    items = list(inputs.iter_table(str(tmp_path / f"texts.{suffix}"), "body"))
+    items = list(iter_table(str(tmp_path / f"texts.{suffix}"), "body"))
     assert [i.source.rsplit(":", 1)[1] for i in items] == ["1", "2", "3"]
     assert items[0].text == LONG and items[0].fields == {"id": 1, "author": "a"}
     assert "'body' is empty" in items[1].error and items[1].fields["author"] == "b"
-    with pytest.raises(inputs.DataError, match="no column 'text'.*--text-column"):
-        list(inputs.iter_table(str(tmp_path / f"texts.{suffix}")))
+    with pytest.raises(DataError, match="no column 'text'.*--text-column"):
+        list(iter_table(str(tmp_path / f"texts.{suffix}")))
 
 
 def test_docx_text_is_extracted(tmp_path):
@@ -101,7 +103,7 @@ def test_docx_text_is_extracted(tmp_path):
     document.add_paragraph(LONG)
     document.add_paragraph(SHORT)
     document.save(tmp_path / "letter.docx")
-    [item] = inputs.iter_paths([str(tmp_path / "letter.docx")])
+    [item] = iter_paths([str(tmp_path / "letter.docx")])
     assert item.error is None and item.text == f"{LONG}\n\n{SHORT}"
     assert "docx" in item.note
 
@@ -132,7 +134,7 @@ def test_pdf_text_is_extracted_and_a_scanned_pdf_says_why(tmp_path):
     writer = PdfWriter()
     writer.add_blank_page(612, 792)
     writer.write(tmp_path / "scanned.pdf")
-    items = {i.source.rsplit("/", 1)[1]: i for i in inputs.iter_paths([str(tmp_path)])}
+    items = {i.source.rsplit("/", 1)[1]: i for i in iter_paths([str(tmp_path)])}
     assert "The budget was approved on Tuesday." in items["report.pdf"].text
     assert "no extractable text" in items["scanned.pdf"].error and "OCR" in items["scanned.pdf"].error
 

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from detector.core.errors import ModelError, printable
-from detector.io import inputs, jsonl, report
+from detector.io import jsonl, report
+from detector.io.decoding import MAX_BYTES
+from detector.io.jsonl import iter_jsonl
 from detector.io.outputs import prepare_resume
 from detector.io.record import record as make_record
+from detector.io.sources import iter_paths, read_stdin, source_keys
 from detector.lm import stats_cache as cache_module
 from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
 from detector.model.skops_file import SAVED_NAMES, TRUSTED_TYPES, current_names, load_pipeline
@@ -238,7 +241,7 @@ def write_lines(path: Path, lines: list[bytes]) -> Path:
 def test_jsonl_bad_byte_is_that_lines_error_with_its_true_number(tmp_path):
     lines = [json.dumps({"text": f"text number {i}"}).encode() for i in range(6)]
     lines[4] = lines[4][:-2] + b"\xff\"}"
-    items = list(inputs.iter_jsonl(str(write_lines(tmp_path / "in.jsonl", lines))))
+    items = list(iter_jsonl(str(write_lines(tmp_path / "in.jsonl", lines))))
     assert [i.source.rsplit(":", 1)[1] for i in items] == ["1", "2", "3", "4", "5", "6"]
     assert [i.error is None for i in items] == [True, True, True, True, False, True]
     assert "not UTF-8" in items[4].error
@@ -249,7 +252,7 @@ def test_jsonl_faults_are_per_line(tmp_path, monkeypatch):
     lines = [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b'{"text": null}', b'{"body": "x"}', b'{"text": 5}',
              b"", b'{"text": "a\\u0000b c"}', b'{"text": "lone \\ud800 surrogate"}',
              json.dumps({"text": "x" * 400_000}).encode(), b'{"text": "after the long line"}', b"\r"]
-    items = list(inputs.iter_jsonl(str(write_lines(tmp_path / "in.jsonl", lines))))
+    items = list(iter_jsonl(str(write_lines(tmp_path / "in.jsonl", lines))))
     by_line = {int(i.source.rsplit(":", 1)[1]): i for i in items}
     assert "nested too deeply" in by_line[1].error
     assert "not a JSON object (array)" in by_line[2].error
@@ -268,14 +271,14 @@ def test_utf16_with_bom_is_text_not_binary(tmp_path):
     (tmp_path / "be.txt").write_bytes(b"\xfe\xff" + HUMAN_TEXT.encode("utf-16-be"))
     (tmp_path / "sig.txt").write_bytes(b"\xef\xbb\xbf" + HUMAN_TEXT.encode())
     (tmp_path / "u.jsonl").write_bytes((json.dumps({"text": "héllo"}, ensure_ascii=False) + "\n").encode("utf-16"))
-    items = list(inputs.iter_paths([str(tmp_path / n) for n in ("le.txt", "be.txt", "sig.txt")]))
+    items = list(iter_paths([str(tmp_path / n) for n in ("le.txt", "be.txt", "sig.txt")]))
     assert [i.text for i in items] == [HUMAN_TEXT] * 3
-    assert [i.text for i in inputs.iter_jsonl(str(tmp_path / "u.jsonl"))] == ["héllo"]
+    assert [i.text for i in iter_jsonl(str(tmp_path / "u.jsonl"))] == ["héllo"]
 
 
 def test_huge_utf16_file_is_cut_on_a_character(tmp_path):
     (tmp_path / "big.txt").write_bytes(("é word 😀 " * 100_000).encode("utf-16"))
-    [item] = inputs.iter_paths([str(tmp_path / "big.txt")])
+    [item] = iter_paths([str(tmp_path / "big.txt")])
     assert item.error is None and "scored on the first" in item.note
 
 
@@ -286,15 +289,15 @@ def test_stdin_is_read_on_a_bounded_prefix(monkeypatch):
         buffer = stream
 
     monkeypatch.setattr(sys, "stdin", Stdin)
-    item = inputs.read_stdin()
+    item = read_stdin()
     assert item.error is None and "the rest was not read" in item.note
-    assert stream.tell() == inputs.MAX_BYTES + 1
+    assert stream.tell() == MAX_BYTES + 1
 
 
 def test_records_with_output_field_names_keep_them_under_input(tmp_path):
     record = {"text": "t", "source": "s", "verdict": "v", "k": 1}
     path = write_lines(tmp_path / "in.jsonl", [json.dumps(record).encode()])
-    [item] = inputs.iter_jsonl(str(path))
+    [item] = iter_jsonl(str(path))
     rec = make_record(item, None)
     assert rec["source"].endswith("in.jsonl:1") and rec["input"] == {"source": "s", "verdict": "v"} and rec["k"] == 1
 
@@ -324,9 +327,9 @@ def test_resume_cuts_a_torn_line_and_refuses_foreign_files(tmp_path):
 def test_resume_keys_match_however_the_input_is_spelled(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_lines(tmp_path / "in.jsonl", [b'{"text": "x"}'])
-    [item] = inputs.iter_jsonl("./in.jsonl")
-    assert item.key in inputs.source_keys("in.jsonl:1")
-    assert item.key in inputs.source_keys(str(tmp_path / "sub" / ".." / "in.jsonl") + ":1")
+    [item] = iter_jsonl("./in.jsonl")
+    assert item.key in source_keys("in.jsonl:1")
+    assert item.key in source_keys(str(tmp_path / "sub" / ".." / "in.jsonl") + ":1")
 
 
 # ----------------------------------------------------------------------------------------- usage errors

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from detector.decision.verdict import text_problem
 from detector.features.engine import FEATURE_NAMES, features_of
 from detector.features.stylometry import STYLOMETRIC_FEATURES, stylometric_features
-from detector.io import inputs
+from detector.io.decoding import decode
 from detector.lm.token_stats import TokenStats
 from detector.text.normalize import normalize
 from detector.text.segments import sentence_spans
@@ -42,7 +42,7 @@ def test_text_features_never_crash(text):
 
 @given(st.binary(max_size=600))
 def test_decode_answers_every_byte_string(raw):
-    item = inputs.decode(raw, "x")
+    item = decode(raw, "x")
     assert (item.text is None) != (item.error is None)
     if item.error:
         assert "\n" not in item.error

@@ -184,8 +184,8 @@ def test_render_uses_the_report_template(api):
 
 def test_page_and_report_share_one_template(api, detector, tmp_path):
     """The page's view of a text is the `--html` report's section for it, byte for byte."""
+    from detector.io.decoding import Item
     from detector.io.html_report import write_html
-    from detector.io.inputs import Item
 
     seed = SEED.read_text(encoding="utf-8")
     code, _, answer = call(api, "/v1/render", {"text": seed})

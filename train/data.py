@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 # The table reader is shared with `detector score --data` (detector/ never imports train/).
-from detector.io.inputs import DataError, looks_like_path, read_table  # noqa: F401  (re-exported)
+from detector.core.errors import DataError
+from detector.io.tables import read_table
 
 COLUMNS = ["id", "text", "label", "dataset", "domain", "generator", "attack", "pair_id"]
 _TRUE_LABELS = {"1", "machine", "ai", "generated", "fake", "true", "yes"}

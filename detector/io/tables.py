@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from detector.core.errors import DataError, first_line
 from detector.io.decoding import Item, text_item
 from detector.io.jsonl import iter_jsonl
-from detector.io.sources import path_key
+from detector.io.sources import iter_paths, path_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,3 +169,20 @@ def iter_table(spec: str, text_column: str = "text") -> Iterator[Item]:
             yield Item(name, error=str(err).removeprefix(f"{file}: "), key=path_key(file))
             continue
         yield from _table_items(frame, name, path_key(file), text_column)
+
+
+def read_texts(spec: str, text_column: str = "text") -> tuple[list[str], list[Item]]:
+    """(texts, unreadable items) of a spec: the rows of a table (a JSONL/CSV/Parquet file, a folder of
+    them, a hub dataset id), else a file or a folder of files, one text each (`detector calibrate`)."""
+    path = Path(spec)
+    if path.is_file():
+        is_table = table_suffix(spec) is not None
+    else:
+        is_table = path.is_dir() and os.access(path, os.R_OK) and any(p.suffix in TABLE_LOADERS
+                                                                      for p in path.iterdir())
+    if is_table or not path.exists():
+        check_spec(spec)
+        items = list(iter_table(spec, text_column))
+    else:
+        items = list(iter_paths([spec]))
+    return [item.text for item in items if item.error is None], [item for item in items if item.error is not None]

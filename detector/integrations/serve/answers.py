@@ -21,7 +21,8 @@ from detector.integrations.serve.config import ServeConfig
 from detector.integrations.serve.jobs import Job, Pace, too_late
 from detector.integrations.serve.schemas import ApiError
 from detector.integrations.serve.worker import settle_from_thread
-from detector.io import inputs, report
+from detector.io import report
+from detector.io.decoding import Item
 
 log = logging.getLogger("detector.integrations.serve")
 
@@ -108,7 +109,7 @@ def answer(detector: Detector, config: ServeConfig, job: Job, analyses: list[Ana
     from detector.io.html_report import document_context, render_fragment
 
     parsed = job.parsed
-    records = [finite(report.record(inputs.Item(source, text, note=note), result))
+    records = [finite(report.record(Item(source, text, note=note), result))
                for source, text, note, result in zip(parsed.sources, parsed.texts, parsed.notes, results,
                                                      strict=True)]
     if config.log_texts:  # asked for: the text and its verdict, for an audit trail

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from detector.integrations.serve.config import ServeConfig
 from detector.integrations.serve.schemas import ApiError, RenderRequest, ScoreRequest, one_line
-from detector.io import inputs
+from detector.io.decoding import decode, nothing_to_score
 
 
 @dataclass
@@ -36,7 +36,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def check_text(text: str, where: str, max_chars: int) -> None:
-    blank = inputs.nothing_to_score(text)
+    blank = nothing_to_score(text)
     if blank:
         raise ApiError(422, f"{where} is {blank}")
     if len(text) > max_chars:
@@ -49,7 +49,7 @@ def check_text(text: str, where: str, max_chars: int) -> None:
 
 def _plain(raw: bytes, request: Request, explain: bool, config: ServeConfig) -> Parsed:
     """A file's bytes, decoded exactly as `detector score FILE` decodes them."""
-    item = inputs.decode(raw, request.query_params.get("source", "body"))
+    item = decode(raw, request.query_params.get("source", "body"))
     if item.error:
         status = 422 if item.error.startswith(("empty", "whitespace")) else 400
         raise ApiError(status, f"body: {item.error}")
