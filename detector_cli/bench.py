@@ -35,7 +35,8 @@ def cmd_protocol(args: argparse.Namespace, command: str) -> int:
 
     name = manifest_name(MANIFEST)  # the shipped model's training table
     path = write_protocol(Path(args.out), FEATURES_DIR / f"{name}.parquet", FEATURES_DIR / "references.parquet",
-                          SETTING, command, rivals=RIVALS, before_features=BEFORE_TABLE)
+                          SETTING, command, rivals=RIVALS, before_features=BEFORE_TABLE,
+                          from_results=args.from_results)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -90,6 +91,9 @@ def add_commands(sub) -> None:
     bench.add_argument("--quick", action="store_true", help="a small fixed subset: minutes, for tests and checks")
     bench.add_argument("--protocol", action="store_true",
                        help="only the held-out-dataset protocol, from the committed feature tables (PROTOCOL.md)")
+    bench.add_argument("--from-results", action="store_true",
+                       help="with --protocol: rewrite PROTOCOL.md from the results/protocol*.csv a run left, "
+                            "refitting nothing")
     bench.add_argument("--speed", action="store_true",
                        help="only the LM engines side by side: tokens/s, AUROC, p(machine) changes (SPEED.md)")
     bench.add_argument("--data", nargs="+", metavar="SPEC", help="data specs instead of the manifest's sample")
