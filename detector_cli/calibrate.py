@@ -42,7 +42,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from detector.core.errors import CalibrationError, printable
     from detector.decision.conformal import minimum_humans, too_few_message
     from detector.io.outputs import check_output
-    from detector.workflows import calibrate
+    from detector.workflows.calibrate import calibrate
 
     given = [args.humans] + ([args.machines] if args.machines else [])
     check_output(args.output, "--output", given)

@@ -159,13 +159,14 @@ def _rate(lm, repeats: int = 3) -> float:
 def measure(lm: str, dtype: str, reference: str) -> Choice:
     """Time every engine on the snippet and check the fastest against the reference engine."""
     from detector.core.errors import LMUnavailable
-    from detector.lm.language_model import LanguageModel, ov_engine
+    from detector.lm import openvino_engine
+    from detector.lm.language_model import LanguageModel
 
     reference_lm = LanguageModel(lm, dtype=dtype, engine=reference)
     reference_stats = reference_lm.token_stats([SNIPPET])[0]
     rates, diffs = {}, {}
     for engine in dict.fromkeys([reference, *CANDIDATES]):
-        if engine == "openvino" and (dtype not in ov_engine.PRECISION_HINTS or not ov_engine.available()):
+        if engine == "openvino" and (dtype not in openvino_engine.PRECISION_HINTS or not openvino_engine.available()):
             continue
         try:
             model = reference_lm if engine == reference else LanguageModel(lm, dtype=dtype, engine=engine)

@@ -1,5 +1,6 @@
-"""`detector calibrate` as a function: score a user's human (and machine) texts once with a `Detector`
-and make their calibration profile (`detector.decision.profile_fit`)."""
+"""`detector calibrate` as a function: score a user's human (and machine) texts once with a `Detector`,
+through the one batch loop every entry point uses, and make their calibration profile
+(`detector.decision.profile_fit`)."""
 
 from __future__ import annotations
 
@@ -65,18 +66,23 @@ class _Scored:
 
 
 def _score(detector: Any, texts: Sequence[str], batch_size: int, progress: Any) -> _Scored:
-    import pandas as pd
-
+    """The texts through the one batch loop (`score_items`), in order; a text the LM cannot score stops
+    the calibration with its reason (a profile judged without it would not be the one asked for)."""
     from detector.decision.verdict import text_problem
     from detector.features.engine import features_table
+    from detector.io.decoding import Item
+    from detector.workflows.batch import score_items
 
-    tables, n_tokens, problems = [], [], []
-    for start in range(0, len(texts), batch_size):
-        analyses = detector.analyse(list(texts[start : start + batch_size]))
-        tables.append(features_table(analyses))
-        n_tokens += [len(a.stats) for a in analyses]
-        problems += [text_problem(a.text) or "" for a in analyses]
+    analyses = []
+    items = (Item(f"text {i + 1}", text) for i, text in enumerate(texts))
+    for scored in score_items(detector, items, batch_size=batch_size):
+        if scored.analysis is None:
+            raise CalibrationError(f"{scored.item.source} of {len(texts)} could not be scored: "
+                                   f"{scored.record.get('error')}")
+        analyses.append(scored.analysis)
         if progress is not None:
-            progress.update(len(analyses))
-    table = pd.concat(tables, ignore_index=True) if tables else features_table([])
-    return _Scored(table, detector.model.p_machine_from_features(table), np.array(n_tokens, dtype=int), problems)
+            progress.update(1)
+    table = features_table(analyses)
+    n_tokens = np.array([len(a.stats) for a in analyses], dtype=int)
+    problems = [text_problem(a.text) or "" for a in analyses]
+    return _Scored(table, detector.model.p_machine_from_features(table), n_tokens, problems)
