@@ -319,7 +319,7 @@ def contender_bars(table: pd.DataFrame, metric: str, by: str = "contender", hue:
 
 def tpr_by_calibration_size(curve: pd.DataFrame, title: str = "TPR after calibrating on n human texts") -> Figure:
     """One panel per false-positive rate: TPR of the profile against the number of calibration humans,
-    a line per held-out set (`detector_bench.calibration.tpr_by_size`)."""
+    a line per held-out set (`experiments.calibration.tpr_by_size`)."""
     rates = sorted(curve["fpr"].unique())
     fig, axes = plt.subplots(1, len(rates), figsize=(5.5 * len(rates), 4.2), sharey=True, squeeze=False)
     for ax, fpr in zip(axes[0], rates, strict=True):

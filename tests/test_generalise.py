@@ -309,7 +309,7 @@ def test_the_in_distribution_rule_table_covers_each_length_and_band():
 
 
 def test_the_calibration_bench_compares_both_profiles_on_each_held_out_set(tmp_path):
-    from detector_bench import calibration as bench
+    from experiments import calibration as bench
 
     data = synthetic_data(n=1200)
     data.table["dataset"] = np.repeat(["gpt2era", "essays", "lastde"], len(data.table) // 3)

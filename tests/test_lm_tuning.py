@@ -1,4 +1,4 @@
-"""detector_bench/lm_tuning.py: the differentiable criterion it tunes is the detector's own Fast-DetectGPT."""
+"""experiments/lm_tuning.py: the differentiable criterion it tunes is the detector's own Fast-DetectGPT."""
 
 import numpy as np
 import torch
@@ -6,7 +6,7 @@ import torch
 from detector.features.zero_shot import fast_detectgpt
 from detector.lm.token_stats import TokenStats
 from detector.lm.torch_engine import stats_from_logits
-from detector_bench.lm_tuning import batches, discrepancy_from_logits
+from experiments.lm_tuning import batches, discrepancy_from_logits
 
 
 def test_the_tuned_criterion_equals_the_detectors_fast_detectgpt_on_each_padded_row():

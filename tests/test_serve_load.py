@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from detector_bench import serve_load
-from detector_bench.serve_report import report, rss_flat
 from detector_bench.throughput import OtherLoad, process_seconds
+from experiments import serve_load
+from experiments.serve_report import report, rss_flat
 
 
 def test_runs_are_client_counts_pathological_and_soak_each_once():
@@ -36,7 +36,7 @@ def row(run: str, **figures) -> dict:
 def results(runs: list[str], began: str, rss: float = 100.0, **figures) -> dict:
     out = {"runs": runs, "load": [row(run, **figures) for run in runs if run != "pathological"],
            "rss": [{"run": run, "seconds": s, "rss_mib": rss} for run in runs for s in (0.0, 5.0)],
-           "invocations": [{"command": f"python -m detector_bench.serve_load --runs {','.join(runs)}", "began": began,
+           "invocations": [{"command": f"python -m experiments.serve_load --runs {','.join(runs)}", "began": began,
                             "runs": runs, "note": "", "server_args": "", "rss_every": 5.0, "warm": 32,
                             "omp_threads": "unset", "reference_written": None}]}
     if "soak" in runs:
@@ -95,7 +95,7 @@ def test_the_failures_count_every_error_lost_unsent_and_differing_answer():
 
 def test_the_reference_file_is_shown_as_file():
     line = serve_load.command_line(["--runs", "16", "--reference", "/tmp/x y.json", "--note", "a b"])
-    assert line == "python -m detector_bench.serve_load --runs 16 --reference FILE --note 'a b'"
+    assert line == "python -m experiments.serve_load --runs 16 --reference FILE --note 'a b'"
 
 
 def test_a_server_child_cpu_is_not_counted_as_another_process(monkeypatch):
@@ -126,7 +126,7 @@ def test_process_seconds_is_a_live_process_cpu_time():
 
 
 def test_the_spark_report_gives_both_commands_tokens_per_core():
-    from detector_bench.spark_bench import write_report
+    from experiments.spark_bench import write_report
 
     args = argparse.Namespace(n=2, min_tokens=100, max_tokens=300, seed=0, master="local[2]",
                               data=__import__("pathlib").Path("texts.jsonl"))
@@ -145,7 +145,7 @@ def test_the_spark_bench_draws_texts_of_the_asked_token_counts():
     # the real default LM's tokenizer counts the tokens (it once called a transformers-only interface)
     from detector.core.settings import DEFAULT_LM
     from detector.features.engine import shared_lm
-    from detector_bench.spark_bench import sample
+    from experiments.spark_bench import sample
 
     fixture = __import__("pathlib").Path(__file__).parent / "fixtures" / "mini.jsonl"
     table = sample(fixture, 3, 20, 400, seed=0)

@@ -14,7 +14,7 @@ saw its fold; the profile's thresholds are set on those out-of-fold scores of th
 scored by the mean logit of the K fits. This is cross-conformal in spirit: its false-positive promise is
 weaker than split conformal's (for CV+ the coverage bound is 1 - 2*alpha minus a term in K/n: Barber,
 Candes, Ramdas & Tibshirani, "Predictive inference with the jackknife+", Ann. Statist. 2021), and the
-realised rate is checked in detector_bench/CALIBRATION.md rather than assumed.
+realised rate is checked in experiments/CALIBRATION.md rather than assumed.
 
 Stored as plain numbers (JSON in the profile, an npz loaded with allow_pickle=False in the model folder)
 and checked on load. Pure numpy/scipy: no torch, no scikit-learn at scoring.

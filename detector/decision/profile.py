@@ -227,7 +227,7 @@ class CalibrationProfile:
         if self.adaptation is not None:
             lines.append("ranking refitted to these humans (cross-fitted, detector.decision.adaptation): the "
                          "thresholds are set on out-of-fold scores, a cross-conformal promise (checked in "
-                         "CALIBRATION.md)")
+                         "experiments/CALIBRATION.md of the source)")
         if self.expected_tpr:
             rates = ", ".join(f"{float(rate):.0%}: " + ("n/a" if tpr is None else f"{tpr:.0%}")
                               for rate, tpr in self.expected_tpr["rates"].items())

@@ -6,15 +6,15 @@ a user runs it), sends each request once (bounded in count and in time; the soak
 server, then compares every answer with `Detector.score` on the same text (verdict, reason and tokens
 exactly, p(machine) within 1e-12), computed in this process or read from `--reference FILE`. The texts are
 our own: the fixture set tests/fixtures/mini.jsonl (alone, in pairs, or 8-12 joined into long texts), the
-seed, and four pathological texts of 100,000 characters made here. It writes detector_bench/SERVE_LOAD.md and
-detector_bench/results/serve_load*.{json,csv}. The runs can be split over invocations (`--runs`, `--merge`),
+seed, and four pathological texts of 100,000 characters made here. It writes experiments/SERVE_LOAD.md and
+experiments/results/serve_load*.{json,csv}. The runs can be split over invocations (`--runs`, `--merge`),
 so that each fits a slot on a shared machine:
 
-    python -m detector_bench.serve_load --reference-only --reference /tmp/ref.json   # the direct answers, once
-    python -m detector_bench.serve_load --runs 16,4 --reference /tmp/ref.json
-    python -m detector_bench.serve_load --runs 1,pathological --reference /tmp/ref.json --merge
-    python -m detector_bench.serve_load --runs soak --soak-rate 0.5 --reference /tmp/ref.json --merge
-    OMP_NUM_THREADS=1 python -m detector_bench.serve_load --quick    # a few requests, a 20 s soak: to try it
+    python -m experiments.serve_load --reference-only --reference /tmp/ref.json   # the direct answers, once
+    python -m experiments.serve_load --runs 16,4 --reference /tmp/ref.json
+    python -m experiments.serve_load --runs 1,pathological --reference /tmp/ref.json --merge
+    python -m experiments.serve_load --runs soak --soak-rate 0.5 --reference /tmp/ref.json --merge
+    OMP_NUM_THREADS=1 python -m experiments.serve_load --quick    # a few requests, a 20 s soak: to try it
 """
 
 from __future__ import annotations
@@ -35,16 +35,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector_bench import serve_client as client
 from detector_bench.markdown import table
-from detector_bench.serve_report import report
 from detector_bench.throughput import OtherLoad
+from experiments import serve_client as client
+from experiments.serve_report import report
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI = ROOT / "tests" / "fixtures" / "mini.jsonl"
 SEED = ROOT / "seeds" / "000_8fefe67b85776a8f.txt"
-REPORT = ROOT / "detector_bench" / "SERVE_LOAD.md"
-RESULTS = ROOT / "detector_bench" / "results"
+REPORT = ROOT / "experiments" / "SERVE_LOAD.md"
+RESULTS = ROOT / "experiments" / "results"
 STATE = RESULTS / "serve_load.json"  # every run's figures, merged across invocations (--merge)
 POOL = 300  # texts_mix draws this many at least, so that fewer requests send the same first texts
 PATHOLOGICAL_CHARS = 100_000  # the server's default --max-chars: the longest text a request may carry
@@ -213,7 +213,7 @@ def command_line(argv: list[str]) -> str:
     for arg in argv:
         shown.append("FILE" if hide else shlex.quote(arg))
         hide = arg == "--reference"
-    return " ".join(["python -m detector_bench.serve_load", *shown])
+    return " ".join(["python -m experiments.serve_load", *shown])
 
 
 def main(argv: list[str] | None = None) -> int:

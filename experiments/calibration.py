@@ -9,7 +9,7 @@ first profile version (thresholds only), this one (the ranking refitted, without
 beside the TPR an oracle threshold allows; and TPR against the number of calibration humans.
 Works from a feature table alone (no LM, no texts):
 
-    python -m detector_bench.calibration data/features/all-v4.parquet
+    python -m experiments.calibration data/features/all-v4.parquet
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def write_report(table: pd.DataFrame, curve: pd.DataFrame, figure: Path, out: Pa
 
 
 def report_from_results(out: Path = OUT, source: str = "all-v4.parquet",
-                        command: str = "python -m detector_bench.calibration data/features/all-v4.parquet") -> Path:
+                        command: str = "python -m experiments.calibration data/features/all-v4.parquet") -> Path:
     """Rewrite CALIBRATION.md and the figure from the CSVs a `run` wrote (no refitting)."""
     table = pd.read_csv(out / "results" / "calibration.csv", keep_default_na=False, na_values=[""])
     table["note"] = table["note"].fillna("")
@@ -259,7 +259,7 @@ def report_from_results(out: Path = OUT, source: str = "all-v4.parquet",
 
 
 def run(features: str | Path, out: Path = OUT, fpr: float = 0.01, seed: int = 0,
-        command: str = "python -m detector_bench.calibration data/features/all-v4.parquet") -> Path:
+        command: str = "python -m experiments.calibration data/features/all-v4.parquet") -> Path:
     """Everything above from one feature table: CSVs in results/, the figure in plots/, CALIBRATION.md."""
     data, _ = FeatureData.load(features)
     models = held_out_models(data, SETTING, seed=seed)
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {report_from_results(args.out, Path(args.features).name)}")
         return
     path = run(args.features, args.out, args.fpr, args.seed,
-               command=f"python -m detector_bench.calibration {args.features}")
+               command=f"python -m experiments.calibration {args.features}")
     print(f"wrote {path}")
 
 

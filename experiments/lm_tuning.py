@@ -12,8 +12,8 @@ Fast-DetectGPT criterion (Bao et al., ICLR 2024) moves towards 0 on human texts 
   tuning, on datasets held out of the tuning, and on unseen texts of the tuning datasets;
 - report the cost: seconds of tuning and tuned tokens per second.
 
-    python -m detector_bench.lm_tuning                       # writes detector_bench/LM_TUNING.md
-    python -m detector_bench.lm_tuning --tune essays,gpt3to4,tweets --held-out gpt2era,seqxgpt,webtext_snippets
+    python -m experiments.lm_tuning                       # writes experiments/LM_TUNING.md
+    python -m experiments.lm_tuning --tune essays,gpt3to4,tweets --held-out gpt2era,seqxgpt,webtext_snippets
 
 Texts are read from ../shared/data and never written anywhere; only the figures are.
 """
@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> str:
 
 HEADER = """# Tuning the scoring LM to the task (DDL-style LoRA)
 
-Regenerate: `python -m detector_bench.lm_tuning`, then the second fold with `--tune essays,gpt3to4,tweets
---held-out gpt2era,seqxgpt,webtext_snippets --append` (detector_bench/lm_tuning.py).
+Regenerate: `python -m experiments.lm_tuning`, then the second fold with `--tune essays,gpt3to4,tweets
+--held-out gpt2era,seqxgpt,webtext_snippets --append` (experiments/lm_tuning.py).
 
 The criterion is the analytic Fast-DetectGPT discrepancy of SmolLM2-135M-Instruct (float32 torch) on each
 text's first tokens, scoring and sampling model the same. LoRA adapters are tuned with DetectAnyLLM's direct

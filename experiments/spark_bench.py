@@ -1,7 +1,7 @@
 """Spark vs one process: the same texts scored by `detector score-corpus` and by `detector score --jsonl`.
 
-    python -m detector_bench.spark_bench                       # 200 texts of gpt3to4.jsonl -> detector_bench/SPARK.md
-    python -m detector_bench.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # the issue's 2,000 dev texts
+    python -m experiments.spark_bench                       # 200 texts of gpt3to4.jsonl -> experiments/SPARK.md
+    python -m experiments.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # the issue's 2,000 dev texts
 
 Both commands run as the user runs them (a fresh process each, empty token-statistics caches, so every
 text goes through the LM). The single process gets all the cores as LM threads; Spark gets
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--out", type=Path, default=ROOT / "detector_bench" / "SPARK.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "SPARK.md")
     args = parser.parse_args(argv)
     cores = int(re.fullmatch(r"local\[(\d+)\]", args.master).group(1)) if "[" in args.master else os.cpu_count()
 
@@ -203,7 +203,7 @@ def write_report(args, cores, n, tokens, one, distributed, startup_single, start
         " workers go on independently. Other processes used much of the cores during this run (last"
         f" column), so the ratio measured here ({rate_spark / rate_one:.1f}) overstates what Spark adds on an"
         " idle machine of the same size; the per-worker rate is the figure to scale from.")
-    command = f"python -m detector_bench.spark_bench --n {args.n} --min-tokens {args.min_tokens} " \
+    command = f"python -m experiments.spark_bench --n {args.n} --min-tokens {args.min_tokens} " \
               f"--max-tokens {args.max_tokens} --seed {args.seed} --master '{args.master}'"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     verdict = "equal" if check["max_dp"] <= 1e-6 and check["verdicts_equal"] == n else "NOT equal"
@@ -220,7 +220,7 @@ measured here that is roughly {full_minutes:.0f} min for each of the two command
 on this shared machine, so this run uses {n}. The full run, same script:
 
 ```bash
-python -m detector_bench.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # 2,000 texts of any length
+python -m experiments.spark_bench --n 2000 --min-tokens 1 --max-tokens 100000   # 2,000 texts of any length
 ```
 
 | run | wall s | tokens/s (wall) | startup s (2 texts) | tokens/s (wall − startup) | per core | others' CPU |

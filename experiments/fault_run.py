@@ -1,6 +1,6 @@
 """Fault run: the detector CLI against broken inputs, hostile files and bad output paths.
 
-    python detector_bench/fault_run.py [--files 2000] [--broken 0.05] [--jsonl-lines 400] [--parts ...]
+    python experiments/fault_run.py [--files 2000] [--broken 0.05] [--jsonl-lines 400] [--parts ...]
 
 Parts (all by default):
 - folder: score a folder of N files of which ~5% are broken: binary, empty, undecodable (Latin-1),

@@ -1,7 +1,7 @@
 """Does a second LM (Gemma 3 270M) add detection power on datasets the classifier never saw?
 
-    OMP_NUM_THREADS=1 python -m detector_bench.second_lm [--per-class 100] [--work /tmp/gemma_exp]
-        [--report detector_bench/SECOND_LM.md]
+    OMP_NUM_THREADS=1 python -m experiments.second_lm [--per-class 100] [--work /tmp/gemma_exp]
+        [--report experiments/SECOND_LM.md]
 
 A seeded sample of the committed SmolLM2 feature table (data/features/all-v3.parquet): per dataset up to
 `--per-class` human and as many machine texts, those of 48+ tokens first. Their texts are read as the
@@ -238,7 +238,7 @@ def report(table: pd.DataFrame, timing: dict, results: pd.DataFrame, intervals: 
     wins = int((results.iloc[:-1]["AUROC c"] > results.iloc[:-1]["AUROC a"]).sum())
     mean_interval = intervals[0].iloc[-1]
     sets = len(results) - 1
-    command = "OMP_NUM_THREADS=1 python -m detector_bench.second_lm " + shlex.join(sys.argv[1:])
+    command = "OMP_NUM_THREADS=1 python -m experiments.second_lm " + shlex.join(sys.argv[1:])
     lines = [
         "# A second LM: Gemma 3 270M beside SmolLM2 (issue 19)",
         "",
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gemma-tokens", type=int, default=256, help="Gemma scores the first N tokens")
     parser.add_argument("--work", default="/tmp/gemma_exp", help="numeric table and timings (no texts)")
-    parser.add_argument("--report", default="detector_bench/SECOND_LM.md")
+    parser.add_argument("--report", default="experiments/SECOND_LM.md")
     parser.add_argument("--extra-seeds", type=int, default=0,
                         help="refit the forests with this many more seeds (same texts) and report their means")
     parser.add_argument("--note", help="a remark on the machine's state for the cost section")
