@@ -9,10 +9,23 @@ so; a fast test that loads the LM all the same fails, saying it should be marked
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import strategies as st
+from sklearn.pipeline import Pipeline
+
+from detector.decision.thresholds import Thresholds
+from detector.features.engine import FEATURE_NAMES, MACHINE_DIRECTION
+from detector.lm import stats_cache as cache_module
+from detector.lm.token_stats import TokenStats
+from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
+from detector.model.extractor import FeatureExtractor
+from train.fit import FeatureData
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINI = FIXTURES / "mini.jsonl"
@@ -137,12 +150,9 @@ def tiny_detector_folder(folder: Path, estimator, n: int = 120) -> Path:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     from detector.features.engine import FEATURE_NAMES
-    from detector.model.detector_model import DEFAULT_MODEL_DIR, DetectorModel
-    from detector.model.extractor import FeatureExtractor
 
     table = random_feature_table(n, 0)
     labels = (table.iloc[:, 0] + np.random.default_rng(1).normal(size=len(table)) > 0).astype(int)
@@ -158,3 +168,83 @@ def tiny_detector_folder(folder: Path, estimator, n: int = 120) -> Path:
     folder.mkdir(parents=True)
     model.save(folder)
     return folder
+
+
+LONG = ("The committee met on Tuesday to discuss the budget for the coming year. Several members raised "
+        "concerns about the cost of the new library wing, which had grown by a third since the plans were "
+        "first drawn. After a long debate they agreed to ask the architect for a cheaper design.")
+
+
+SHORT = "I never liked the smell of the old bus station, but I loved the man who sold newspapers there."
+
+
+def table_files(tmp_path):
+    rows = [{"id": 1, "body": LONG, "author": "a"}, {"id": 2, "body": None, "author": "b"},
+            {"id": 3, "body": SHORT, "author": "c"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "texts.csv", index=False)
+    pd.DataFrame(rows).to_parquet(tmp_path / "texts.parquet")
+    return rows
+
+
+def synthetic_data(n: int = 240, seed: int = 0) -> FeatureData:
+    """Three datasets whose machine texts are shifted up on every machine-direction feature."""
+    rng = np.random.default_rng(seed)
+    label = np.tile([0, 1], n // 2)
+    features = pd.DataFrame(rng.normal(0, 1, (n, len(FEATURE_NAMES))), columns=FEATURE_NAMES)
+    for name in FEATURE_NAMES:
+        features[name] += 1.5 * label * MACHINE_DIRECTION.get(name, 0)
+    table = pd.DataFrame({"id": [f"s:{i}" for i in range(n)], "label": label,
+                          "dataset": np.repeat(["a", "b", "c"], n // 3), "domain": np.repeat(["x", "y", "z"], n // 3),
+                          "generator": np.where(label == 1, "g", "human"), "attack": None, "pair_id": None})
+    return FeatureData(table, features, np.full(n, 200))
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text(HUMAN_TEXT, encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": HUMAN_TEXT}) + "\n", encoding="utf-8")
+    (tmp_path / "ev.jsonl").write_bytes(MINI.read_bytes())
+    (tmp_path / "old.txt").write_text("precious", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "b.txt").write_text(HUMAN_TEXT_2, encoding="utf-8")
+    (tmp_path / "model_dir").mkdir()
+    (tmp_path / "model_dir" / "keep.txt").write_text("mine", encoding="utf-8")
+    os.link(tmp_path / "a.txt", tmp_path / "hard.txt")
+    os.link(tmp_path / "in.jsonl", tmp_path / "hard.jsonl")
+    (tmp_path / "sym.txt").symlink_to(tmp_path / "a.txt")
+    return tmp_path
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.fixture
+def fresh_cache_state(monkeypatch):
+    monkeypatch.setattr(cache_module, "_unusable", {})
+    monkeypatch.setattr(cache_module, "TIMEOUT_S", 0.2)
+
+
+BANDED = Thresholds(machine=0.9, machine_fpr=0.01, borderline=0.7, borderline_fpr=0.05, min_tokens=16,
+                    by_length=[[64, 0.9, 0.7], [128, 0.8, 0.6], [256, 0.75, 0.55]])
+
+
+any_text = st.text(st.characters(codec="utf-8"), max_size=400)
+
+
+def synthetic_stats(logp, rank, entropy=None, var=None) -> TokenStats:
+    """Synthetic statistics: allowed here, for pure functions only."""
+    n = len(logp)
+    entropy = np.full(n, 2.0) if entropy is None else entropy
+    var = np.full(n, 1.0) if var is None else var
+    return TokenStats(np.asarray(logp, np.float32), np.asarray(rank, np.float32), np.asarray(entropy, np.float32),
+                      np.asarray(var, np.float32), np.arange(n, dtype=np.int32), np.arange(1, n + 1, dtype=np.int32))

@@ -79,3 +79,23 @@ def test_every_layer_exports_names_that_resolve_to_where_they_are_defined():
             defined = getattr(value, "__module__", None)
             if callable(value) and defined:  # classes and functions: exported from the layer they live in
                 assert defined.startswith(f"detector.{layer}."), (layer, name, defined)
+
+
+def test_a_command_group_that_fails_to_import_is_named_and_a_missing_room_is_not(monkeypatch, capsys):
+    import importlib
+
+    from detector_cli import main
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "detector_cli.bench":
+            raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
+        if name == "detector_cli.train":
+            raise ModuleNotFoundError("No module named 'train'", name="train")  # the room is not installed
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    assert main._optional_groups() == []
+    assert capsys.readouterr().err == ("detector: warning: the bench commands are unavailable: cannot import "
+                                       "sklearn (No module named 'sklearn')\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from test_generalise import synthetic_data
+from conftest import synthetic_data
 
 from train.data import link_documents, opening
 from train.families import CLAUDE, HUMAN, MODERN, OPEN_CHAT, families, family

@@ -143,11 +143,12 @@ def test_the_spark_report_gives_both_commands_tokens_per_core():
 @pytest.mark.slow
 def test_the_spark_bench_draws_texts_of_the_asked_token_counts():
     # the real default LM's tokenizer counts the tokens (it once called a transformers-only interface)
+    from conftest import MINI
+
     from detector.core.settings import DEFAULT_LM
     from detector.features.engine import shared_lm
     from experiments.spark_bench import sample
 
-    fixture = __import__("pathlib").Path(__file__).parent / "fixtures" / "mini.jsonl"
-    table = sample(fixture, 3, 20, 400, seed=0)
+    table = sample(MINI, 3, 20, 400, seed=0)
     lm = shared_lm(DEFAULT_LM, "cpu", "float32", 1024)
     assert len(table) == 3 and all(20 <= len(lm.tokenize(text)[0]) <= 400 for text in table["text"])

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from conftest import MINI, any_text
+from hypothesis import given
+
 from detector.decision.verdict import text_problem
 from detector.text.normalize import normalize
 
@@ -43,3 +48,26 @@ def test_text_problems():
               "ville endormie, et personne ne semble pressé de sortir ce matin.")
     assert "not English" in text_problem(french)
     assert text_problem("This is an ordinary English sentence that a person might write today.") is None
+
+
+def test_homoglyphs_come_from_unicode_confusables():
+    attacked = "Тhе Іnternet is 𝐛𝐨𝐥𝐝 and ɑ pаypal scam"  # Cyrillic Т е І, mathematical bold, Latin alpha, Cyrillic а
+    result = normalize(attacked)
+    assert result.text == "The Internet is bold and a paypal scam"
+    assert result.alterations["homoglyphs"] == 9
+
+
+def test_ordinary_text_is_untouched_by_normalisation():
+    text = "It’s a café — naïve “quotes”, Zoë’s façade, 3–4 pages… and ½ cup.\n\nNew paragraph."
+    assert normalize(text).text == text.replace("\n\n", " ")  # every character kept; the layout read as spaces
+    assert normalize(text, keep_layout=True).text == text
+    assert not normalize(text).altered
+    for line in MINI.read_text().splitlines():
+        assert not normalize(json.loads(line)["text"]).altered
+
+
+@given(any_text)
+def test_normalize_is_total_and_idempotent(text):
+    once = normalize(text)
+    assert isinstance(once.text, str)
+    assert normalize(once.text).text == once.text

@@ -1,102 +1,20 @@
-"""Thresholds, the verdict rule at its boundaries, the model card record and the model loader's
-refusals: all pure (no LM)."""
+"""The model card record and the model loader: what it refuses, in one line, before anything is built."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
-import numpy as np
 import pytest
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from detector.core.errors import ModelError
-from detector.decision.thresholds import Thresholds
-from detector.decision.verdict import HUMAN, MACHINE, UNCERTAIN, verdict_rule
 from detector.features.engine import FEATURE_VERSION
 from detector.model.card import ModelCard, read_card
 from detector.model.detector_model import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, DetectorModel
 from detector.model.extractor import FeatureExtractor
-from detector.model.prediction import score_or_nan, score_or_none
-
-BANDED = Thresholds(machine=0.9, machine_fpr=0.01, borderline=0.7, borderline_fpr=0.05, min_tokens=16,
-                    by_length=[[64, 0.9, 0.7], [128, 0.8, 0.6], [256, 0.75, 0.55]])
-
-# ----------------------------------------------------------------------------------------- thresholds
-
-
-def test_for_length_takes_the_band_a_length_starts_in():
-    assert BANDED.for_length(16) == (0.9, 0.7)
-    assert BANDED.for_length(127) == (0.9, 0.7)
-    assert BANDED.for_length(128) == (0.8, 0.6)  # a band starts at its own edge
-    assert BANDED.for_length(255) == (0.8, 0.6)
-    assert BANDED.for_length(10_000) == (0.75, 0.55)
-    flat = Thresholds(0.9, 0.01, 0.7, 0.05)
-    assert flat.for_length(10_000) == (0.9, 0.7)
-
-
-def test_worst_group_holds_the_rate_in_each_group_and_not_only_in_the_pool():
-    rng = np.random.default_rng(0)
-    easy, hard = rng.uniform(0, 0.5, 900), rng.uniform(0.3, 1.0, 100)
-    p, groups = np.r_[easy, hard], np.array(["easy"] * 900 + ["hard"] * 100)
-    pooled = Thresholds.from_human_scores(p, fpr=0.01)
-    worst = Thresholds.worst_group(p, groups, fpr=0.01)
-    assert np.mean(hard > pooled.machine) > 0.01  # the pooled rule lets the hard group pay
-    for g in ("easy", "hard"):
-        assert np.mean(p[groups == g] > worst.machine) <= 0.01
-        assert np.mean(p[groups == g] > worst.borderline) <= 0.05
-    assert worst.machine == Thresholds.from_human_scores(hard, fpr=0.01).machine
-
-
-def test_a_length_band_with_too_few_humans_keeps_the_band_below():
-    rng = np.random.default_rng(1)
-    p = np.r_[rng.uniform(0, 1, 400), rng.uniform(0, 0.2, 300), rng.uniform(0, 0.1, 5)]
-    n_tokens = np.r_[np.full(400, 30), np.full(300, 100), np.full(5, 300)]
-    t = Thresholds.worst_group_by_length(p, np.zeros(len(p)), n_tokens, edges=(64, 256), min_humans=100)
-    short, middle, long = t.for_length(30), t.for_length(100), t.for_length(300)
-    assert short == (t.machine, t.borderline) and short[0] > middle[0]  # longer humans score lower here
-    assert long == middle  # 5 humans cannot set a threshold of their own
-    assert np.mean(p[n_tokens == 100] > middle[0]) <= 0.01
-
-
-# ----------------------------------------------------------------------------------------- verdicts
-
-
-@pytest.mark.parametrize(("p", "n_tokens", "verdict"), [
-    (0.9, 100, UNCERTAIN),  # equal to the machine threshold: the rule is `p > threshold`
-    (0.9000001, 100, MACHINE),
-    (0.7, 100, HUMAN),  # equal to the borderline threshold
-    (0.7000001, 100, UNCERTAIN),
-    (0.85, 128, MACHINE),  # the same score is `machine` where longer texts have a lower threshold
-    (0.85, 127, UNCERTAIN),
-    (0.99, 15, UNCERTAIN),  # one token under min_tokens
-    (0.99, 16, MACHINE),
-    (None, 100, UNCERTAIN),
-    (float("nan"), 100, UNCERTAIN),
-])
-def test_verdict_boundaries(p, n_tokens, verdict):
-    assert verdict_rule(p, n_tokens, None, BANDED)[0] == verdict
-
-
-def test_verdict_reasons_say_why():
-    assert "too short" in verdict_rule(0.99, 15, None, BANDED)[1]
-    assert "no score" in verdict_rule(None, 100, None, BANDED)[1]
-    assert "borderline" in verdict_rule(0.8, 100, None, BANDED)[1]
-    assert verdict_rule(0.99, 100, "not English (mostly non-Latin script)", BANDED) == (
-        UNCERTAIN, "not English (mostly non-Latin script)")
-    verdict, reason = verdict_rule(0.99, 100, None, BANDED, "novelty 9.0 > 4.0")
-    assert verdict == UNCERTAIN and "novelty 9.0" in reason
-
-
-def test_p_machine_between_records_and_arrays():
-    assert score_or_none(float("nan")) is None and score_or_none(np.float64(0.25)) == 0.25
-    assert np.isnan(score_or_nan(None)) and score_or_nan(0.25) == 0.25
-    assert type(score_or_none(np.float32(0.5))) is float  # JSON-serialisable
-
-
-# ----------------------------------------------------------------------------------------- model card
 
 
 def test_the_shipped_card_reads_into_the_record_and_writes_back_unchanged(tmp_path):
@@ -119,9 +37,6 @@ def test_an_older_or_newer_card_keeps_what_it_holds():
     assert card.extra == {"from_the_future": [1, 2]}
     assert {k: v for k, v in card.to_json().items() if k in old} == {**old, "thresholds": {
         **old["thresholds"], "min_tokens": 16, "by_length": None}}
-
-
-# ----------------------------------------------------------------------------------------- loading
 
 
 @pytest.fixture

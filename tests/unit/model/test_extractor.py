@@ -1,5 +1,4 @@
-"""The feature transformer as a scikit-learn estimator, and the scoring engine under it (no LM: the
-token statistics of these texts are put in the stats cache first, so the engine never loads one)."""
+"""The feature transformer as a scikit-learn estimator, and the scoring engine under it."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ TEXTS = ["The committee met on Tuesday and agreed on nothing at all, as usual.",
          "Rain fell all afternoon. We stayed in and mended the nets by the stove.",
          "She wrote three letters, posted two, and kept the third in her coat for a year.",
          ""]
+
 
 # scikit-learn's API checks that feed the estimator numeric arrays (they cannot generate texts): a
 # transformer of texts refuses numbers, so these fail by design.

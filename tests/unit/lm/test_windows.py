@@ -1,5 +1,5 @@
 """The LM's windowing and batching, without loading an LM: a `LanguageModel` shell with only the
-attributes these methods read."""
+attributes windowing reads."""
 
 from __future__ import annotations
 

@@ -159,10 +159,11 @@ def test_the_loop_gives_detector_scores_on_the_seed_and_the_fixtures(default_det
     `Detector.score`'s verdicts and p(machine), text for text, in input order; the seed is machine.
     (Before/after: the old loop and this one gave the same 81 verdicts and reasons on these inputs, with
     p(machine) within 2.2e-16, the old loop's own run-to-run spread.)"""
+    from conftest import MINI, SEED
+
     from detector.io.sources import iter_paths
     from detector.io.tables import iter_table
     from detector_cli.main import main
-    from tests.conftest import MINI, SEED
 
     items = [*iter_paths([str(SEED)]), *iter_table(str(MINI))]
     direct = default_detector.score([item.text for item in items])

@@ -1,8 +1,5 @@
 """Calibration profiles (`detector calibrate`, `--profile`): the conformal guarantee, its refusals, the
-profile file's checks, and one profile giving the same verdicts through score, serve, Spark and Python.
-
-Pure tests work on score arrays (no LM); the round trips run the real default LM and are marked slow.
-"""
+profile file, and one profile giving the same verdicts through every entry point."""
 
 from __future__ import annotations
 
@@ -63,9 +60,6 @@ def _profile(n: int = 400, fpr: float = 0.01, model: FakeModel | None = None, p=
     if p is not None:
         human_p = p
     return build_profile("mine.json", model, human_p, n_tokens, [""] * n, None, [f"t{i}" for i in range(n)], fpr)
-
-
-# ----------------------------------------------------------------------------------------- the guarantee
 
 
 def test_conformal_rank_and_the_smallest_calibration_set():
@@ -144,9 +138,6 @@ def test_the_calibration_module_loads_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-
-
-# ----------------------------------------------------------------------------------------- the file
 
 
 def test_profile_round_trips_through_its_file(tmp_path):
@@ -236,9 +227,6 @@ def test_the_reason_names_the_profile():
     assert "profile" not in verdict_rule(0.99, 100, None, SHIPPED)[1]
 
 
-# ----------------------------------------------------------------------------------------- the CLI
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess:
     """The CLI in a subprocess running this checkout's code."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -291,9 +279,6 @@ def test_cli_refuses_a_profile_made_for_another_model(tmp_path, capsys):
     text = tmp_path / "a.txt"
     text.write_text("Some text.")
     _one_line_error(capsys, "was made for model other", "score", "--profile", str(path), str(text))
-
-
-# ----------------------------------------------------------------------------------------- round trips (real LM)
 
 
 @pytest.fixture(scope="module")

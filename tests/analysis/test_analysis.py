@@ -276,9 +276,10 @@ def test_permutation_importance_finds_the_informative_feature():
 def test_imports_point_into_analysis_only_for_plots():
     """detector/ never imports analysis/; train/ and detector_bench/ import only analysis.plots."""
     import ast
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    from conftest import ROOT
+
+    root = ROOT
     found = {}
     for package in ("detector", "detector_cli", "train", "detector_bench"):
         for path in (root / package).rglob("*.py"):
