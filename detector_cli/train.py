@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # The names of train.recipes (ALIASES, then RECIPES), spelled out so `--help` needs no torch or sklearn
-# import; tests/test_generalise.py checks they match.
+# import; tests/train/test_protocol.py checks they match.
 RECIPE_CHOICES = ("hgb", "logreg", "rf", "hgb-all", "logreg-all", "rf-all", "rf-all-but-dynamics",
                   "hgb-lm-monotone", "logreg-lm", "logreg-core", "logreg-normalised")
 

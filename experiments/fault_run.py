@@ -13,8 +13,9 @@ Parts (all by default):
   cache for a user without root's powers.
 
 Every other probe of issue 11 (hostile model files, output paths that would overwrite something, bad
-JSONL lines, --resume, caches corrupted or locked, bad options, training data errors) is a test in
-tests/test_harden.py; this run adds scale (thousands of files) and an ordinary user's file permissions.
+JSONL lines, --resume, caches corrupted or locked, bad options, training data errors) is a test now
+(tests/unit/io/, tests/unit/model/, tests/unit/lm/, tests/integration/test_cli.py); this run adds scale
+(thousands of files) and an ordinary user's file permissions.
 
 Good texts are short notes made from the fixture set (tests/fixtures/mini.jsonl, texts of our own).
 Root reads any file whatever its mode, so scoring runs under `setpriv` with the capabilities that
@@ -268,8 +269,8 @@ def jsonl_part(n_lines: int, broken_share: float) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- probes
-# Only what tests/test_harden.py cannot check in a test: memory on a huge stdin (measured, so a
-# benchmark), and a read-only cache for a user without root's powers.
+# Only what a test cannot check: memory on a huge stdin (measured, so a benchmark), and a read-only cache
+# for a user without root's powers.
 
 
 def _stderr(done: subprocess.CompletedProcess) -> str:

@@ -169,7 +169,7 @@ def compiled_cache_folder(ir: Path) -> Path:
     the LM revision, OpenVINO's version and GRAPH_VERSION, one sub-folder per compile configuration
     (`OpenVINOStats`). OpenVINO keys a blob by the graph and the device but not by the precision, while
     the blob's numbers depend on the precision it was first compiled in (a bfloat16 load of a float32
-    blob differs from bfloat16 compiled anew: tests/test_engines.py), so no two configurations share
+    blob differs from bfloat16 compiled anew: tests/integration/test_engines.py), so no two configurations share
     a folder and no blob is ever served for another configuration than its own."""
     return ir.parent / "compiled"
 
@@ -193,7 +193,7 @@ class OpenVINOStats:
     (`many`) run side by side, one window per thread (OpenVINO streams of one thread each), which keeps
     every core busy where one window on several threads leaves them waiting on each other (~20% more
     tokens/s on 2 cores). That second graph is compiled when first needed. Both give the same numbers
-    to the bit (the kernels do not depend on the thread split: tests/test_engines.py), so which one
+    to the bit (the kernels do not depend on the thread split: tests/integration/test_engines.py), so which one
     scored a text never shows in its statistics.
 
     With `compiled_cache` (see compiled_cache_folder), OpenVINO stores the compiled graphs there and later

@@ -8,7 +8,7 @@ from pathlib import Path
 
 class FileTokenizer:
     """A Hugging Face tokenizer folder (tokenizer.json) read with the `tokenizers` library alone: the same
-    ids and character offsets as transformers' tokenizer of that folder (tests/test_startup.py), without
+    ids and character offsets as transformers' tokenizer of that folder (tests/integration/test_startup.py), without
     importing transformers (seconds at start-up)."""
 
     def __init__(self, folder: Path):

@@ -6,7 +6,7 @@ random forest -> sigmoid calibration, `CalibratedClassifierCV(ensemble=False)`) 
 columns, the imputed values, the scaler's means and scales, each tree's nodes and the two calibration
 parameters. `export` takes them from a loaded and checked pipeline; `ForestArrays.p_machine` repeats
 scikit-learn's arithmetic step by step (float32 features in the trees, trees summed in order, then the
-sigmoid), so it gives the pipeline's p(machine) (tests/test_forest_arrays.py). `DetectorModel.load` keeps
+sigmoid), so it gives the pipeline's p(machine) (tests/unit/model/test_forest_arrays.py). `DetectorModel.load` keeps
 them in the user cache under the model file's SHA-256, as an .npz read with allow_pickle=False (data, not
 code) and checked again when read. Other recipes (logistic regression, gradient boosting) export nothing
 and predict through the pipeline.

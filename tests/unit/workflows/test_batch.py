@@ -1,6 +1,6 @@
 """The one record schema and its forms, and the one batch loop, with a stub detector (pure, fast).
 
-The same loop with the real default LM, on the seed and the fixtures, is in tests/test_scoring.py.
+The same loop with the real default LM, on the seed and the fixtures, is in tests/integration/test_scoring.py.
 """
 
 from __future__ import annotations
